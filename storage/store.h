@@ -400,4 +400,12 @@ int store_env_info(struct store *st, struct store_envinfo *out);
 /* store_reader_check - clear reader slots of dead processes. */
 int store_reader_check(struct store *st, int *cleared);
 
+/*
+ * store_debug_put - tests and repair tools only: write the raw record
+ * key -> val into the named sub-database ("meta", "msg", "rcpt", ...; see
+ * store_schema.c), or delete key when val is NULL.  Bypasses every check.
+ */
+int store_debug_put(struct store *st, const char *db, const void *key, size_t klen,
+                    const void *val, size_t vlen);
+
 #endif
