@@ -34,14 +34,15 @@
 
 #include <ini.h>
 
+#include "log.h"
 #include "xalloc.h"
 
-#define CONF_LINE_MAX 4096 /* longest physical line we accept */
+#define CONF_LINE_MAX  4096 /* longest physical line we accept */
+#define CONF_SHOWN_MAX 64   /* longest piece of the file quoted in a message */
 
 /* conf_type - how a key's value is converted and where it is stored. */
 enum conf_type {
     CONF_T_PATH,       /* char *, relative to the file's directory */
-    CONF_T_STRING,     /* char * */
     CONF_T_WORD,       /* char *, no blanks, no '@' (realm, app name) */
     CONF_T_SERVERS,    /* char *, "ip[:port],..." for c-ares */
     CONF_T_ADDR,       /* struct conf_addr */
@@ -120,6 +121,13 @@ static const struct conf_key conf_site_keys[] = {
 #define CONF_NGLOBAL (sizeof(conf_global_keys) / sizeof(conf_global_keys[0]))
 #define CONF_NSITE   (sizeof(conf_site_keys) / sizeof(conf_site_keys[0]))
 
+/* conf_state - which part of the file the reader is in. */
+enum conf_state {
+    CONF_IN_GLOBAL = 0, /* before the first section */
+    CONF_IN_SITE,       /* in a [site NAME] section: p->site is its index */
+    CONF_IN_BAD,        /* in a section that was reported: its keys are ignored */
+};
+
 /* conf_site_lines - where each key of one site was set (0 = not set). */
 struct conf_site_lines {
     int line[CONF_NSITE];
@@ -134,8 +142,8 @@ struct conf_parse {
     FILE *fp;
     int lineno;
     int nerr;
-    int site;               /* current section: -1 = global */
-    bool skip;              /* inside a bad section: ignore its keys */
+    enum conf_state state;  /* written by conf_enter_state() only */
+    int site;               /* CONF_IN_SITE: index in cf->sites, else -1 */
     bool default_from_file; /* [site default] was in the file */
     int global_line[CONF_NGLOBAL];
     struct conf_site_lines *site_lines; /* parallel to cf->sites */
@@ -163,6 +171,17 @@ static void conf_err(struct conf_parse *p, int line, const char *hint, const cha
     if (hint != NULL)
         fprintf(p->errs, " (hint: %s)", hint);
     fputc('\n', p->errs);
+}
+
+/* conf_shown - text from the file made safe and short for a message. */
+static char *conf_shown(char out[CONF_SHOWN_MAX], const char *s)
+{
+    size_t len = strlen(s);
+
+    log_printable(out, CONF_SHOWN_MAX - 3, s, len);
+    if (len > CONF_SHOWN_MAX - 4)
+        strcat(out, "...");
+    return out;
 }
 
 /* ------------------------------------------------------------------ */
@@ -509,9 +528,6 @@ static bool conf_set_text(struct conf_parse *p, const struct conf_key *k, void *
             return false;
         conf_set_string(field, conf_path(p, v));
         return true;
-    case CONF_T_STRING:
-        conf_set_string(field, xstrdup(v));
-        return true;
     case CONF_T_WORD:
         if (!conf_valid_word(v))
             return false;
@@ -609,6 +625,13 @@ static int conf_site_add(struct conf_parse *p, const char *name, int line)
     return cf->nsites++;
 }
 
+/* conf_enter_state - the one writer of p->state (and p->site with it). */
+static void conf_enter_state(struct conf_parse *p, enum conf_state state, int site)
+{
+    p->state = state;
+    p->site = state == CONF_IN_SITE ? site : -1;
+}
+
 /* conf_valid_site_name - letters, digits, '.', '_', '-'; shorter than CONF_NAME_MAX. */
 static bool conf_valid_site_name(const char *n)
 {
@@ -627,19 +650,19 @@ static void conf_section(struct conf_parse *p, const char *sec)
 {
     const char *name;
     const struct conf_site *old;
+    char shown[CONF_SHOWN_MAX];
 
-    p->site = -1;
-    p->skip = true;
+    conf_enter_state(p, CONF_IN_BAD, -1);
     if (strncmp(sec, "site", 4) != 0 || !isspace((unsigned char)sec[4])) {
         conf_err(p, p->lineno, "sections are [site NAME] only; global keys go before them",
-                 "unknown section [%s]", sec);
+                 "unknown section [%s]", conf_shown(shown, sec));
         return;
     }
     for (name = sec + 4; isspace((unsigned char)*name); name++)
         ;
     if (!conf_valid_site_name(name)) {
         conf_err(p, p->lineno, "use letters, digits, '.', '_' and '-', at most 63",
-                 "bad site name \"%s\"", name);
+                 "bad site name \"%s\"", conf_shown(shown, name));
         return;
     }
     if ((old = conf_site_find(p->cf, name)) != NULL) {
@@ -649,8 +672,7 @@ static void conf_section(struct conf_parse *p, const char *sec)
     }
     if (strcmp(name, "default") == 0)
         p->default_from_file = true;
-    p->site = conf_site_add(p, name, p->lineno);
-    p->skip = false;
+    conf_enter_state(p, CONF_IN_SITE, conf_site_add(p, name, p->lineno));
 }
 
 /* conf_key_find - the key called name in a table, or NULL. */
@@ -673,11 +695,9 @@ static int conf_key_line(const struct conf_key *t, size_t n, const int *lines, c
 /* conf_key_report_bad - the message for a value that did not convert. */
 static void conf_key_report_bad(struct conf_parse *p, const struct conf_key *k, const char *v)
 {
-    char shown[80];
-    size_t len = strlen(v);
+    char shown[CONF_SHOWN_MAX];
 
-    snprintf(shown, sizeof(shown), "%.*s%s", (int)(len > 60 ? 60 : len), v, len > 60 ? "..." : "");
-    conf_err(p, p->lineno, k->hint, "bad value for %s: \"%s\"", k->name, shown);
+    conf_err(p, p->lineno, k->hint, "bad value for %s: \"%s\"", k->name, conf_shown(shown, v));
 }
 
 /* conf_handler - inih callback: one "name = value" line. */
@@ -687,17 +707,18 @@ static int conf_handler(void *user, const char *section, const char *name, const
     const struct conf_key *k;
     int *seen;
     void *base;
+    char shown[CONF_SHOWN_MAX];
 
     (void)section; /* tracked by conf_reader, which also sees empty sections */
     if (p->long_value != NULL)
         value = p->long_value;
-    if (p->skip)
+    if (p->state == CONF_IN_BAD)
         return 1;
-    if (p->site < 0) {
+    if (p->state == CONF_IN_GLOBAL) {
         k = conf_key_find(conf_global_keys, CONF_NGLOBAL, name);
         if (k == NULL && conf_key_find(conf_site_keys, CONF_NSITE, name) != NULL) {
             conf_err(p, p->lineno, "put it inside a [site NAME] section", "\"%s\" is a site key",
-                     name);
+                     conf_shown(shown, name));
             return 1;
         }
         seen = k ? &p->global_line[k - conf_global_keys] : NULL;
@@ -706,14 +727,15 @@ static int conf_handler(void *user, const char *section, const char *name, const
         k = conf_key_find(conf_site_keys, CONF_NSITE, name);
         if (k == NULL && conf_key_find(conf_global_keys, CONF_NGLOBAL, name) != NULL) {
             conf_err(p, p->lineno, "global keys go before the first [site] section",
-                     "\"%s\" is a global key, not a site key", name);
+                     "\"%s\" is a global key, not a site key", conf_shown(shown, name));
             return 1;
         }
         seen = k ? &p->site_lines[p->site].line[k - conf_site_keys] : NULL;
         base = &p->cf->sites[p->site];
     }
     if (k == NULL) {
-        conf_err(p, p->lineno, "see holdmx.conf(5) for the valid keys", "unknown key \"%s\"", name);
+        conf_err(p, p->lineno, "see holdmx.conf(5) for the valid keys", "unknown key \"%s\"",
+                 conf_shown(shown, name));
         return 1;
     }
     if (*seen != 0) {
@@ -802,13 +824,10 @@ static void conf_line_for_inih(struct conf_parse *p, char *line, int num)
 
     line[0] = '\0';
     p->long_value = NULL;
-    if (isspace((unsigned char)*s) && *s != '\0') {
-        conf_strip_comment(s);
-        if (*s != '\0')
-            conf_err(p, p->lineno, "continuation lines are not supported; join the value",
-                     "unexpected indented line");
-        return;
-    }
+    if (p->lineno == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+        s += 3; /* UTF-8 byte order mark */
+    while (isspace((unsigned char)*s))
+        s++; /* indentation is allowed; there are no continuation lines */
     conf_strip_comment(s);
     if (*s == '\0')
         return;
@@ -816,8 +835,7 @@ static void conf_line_for_inih(struct conf_parse *p, char *line, int num)
         char *close = strchr(s, ']');
         if (close == NULL || close[1] != '\0') {
             conf_err(p, p->lineno, "write [site NAME]", "bad section header");
-            p->skip = true;
-            p->site = -1;
+            conf_enter_state(p, CONF_IN_BAD, -1);
             return;
         }
         *close = '\0';
@@ -984,7 +1002,9 @@ static void conf_check_sites(struct conf_parse *p)
             conf_key_line(conf_site_keys, CONF_NSITE, p->site_lines[i].line, "hostname") == 0)
             conf_err(p, s->line, "add hostname = mx.example.net (the name in the 220 greeting)",
                      "site \"%s\" has no hostname", s->name);
-        if (s->n_smtp_listen == 0 && s->n_odmr_listen == 0)
+        if (s->n_smtp_listen == 0 && s->n_odmr_listen == 0 &&
+            conf_key_line(conf_site_keys, CONF_NSITE, p->site_lines[i].line, "smtp_listen") == 0 &&
+            conf_key_line(conf_site_keys, CONF_NSITE, p->site_lines[i].line, "odmr_listen") == 0)
             conf_err(p, s->line, "add smtp_listen and/or odmr_listen",
                      "site \"%s\" has no listener", s->name);
         conf_check_tls(p, s, &p->site_lines[i]);
@@ -1076,7 +1096,7 @@ int conf_load(const char *file, struct conf *cf, FILE *errs)
     p.cf = cf;
     p.errs = errs;
     p.file = file;
-    p.site = -1;
+    conf_enter_state(&p, CONF_IN_GLOBAL, -1);
     cf->path = xstrdup(file);
     if ((p.fp = fopen(file, "r")) == NULL) {
         conf_err(&p, 0, "give the right file with -c FILE", "cannot open: %s", strerror(errno));

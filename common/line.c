@@ -73,8 +73,8 @@ static unsigned line_flags(const char *p, size_t n, bool crlf)
 }
 
 /* line_read - take the next complete line out of in. */
-int line_read(struct line_reader *lr, struct evbuffer *in, char *out, size_t *len,
-              unsigned *flags, size_t *raw)
+int line_read(struct line_reader *lr, struct evbuffer *in, char *out, size_t *len, unsigned *flags,
+              size_t *raw)
 {
     ev_ssize_t n;
     char *lf;

@@ -24,8 +24,8 @@ enum line_status {
     LINE_TOOLONG,  /* a line over the limit was consumed and dropped */
 };
 
-#define LINE_F_CRLF 0x1u   /* terminated by CRLF (else by a bare LF) */
-#define LINE_F_NUL 0x2u    /* contains a NUL byte */
+#define LINE_F_CRLF   0x1u /* terminated by CRLF (else by a bare LF) */
+#define LINE_F_NUL    0x2u /* contains a NUL byte */
 #define LINE_F_BARECR 0x4u /* contains a CR not followed by LF */
 
 struct line_reader {
@@ -42,8 +42,8 @@ void line_reader_init(struct line_reader *lr, size_t max);
  * length in *len, and *flags holds LINE_F_* bits.  out must hold max + 1
  * bytes.  *raw receives the octets consumed from in (may be NULL).
  */
-int line_read(struct line_reader *lr, struct evbuffer *in, char *out, size_t *len,
-              unsigned *flags, size_t *raw);
+int line_read(struct line_reader *lr, struct evbuffer *in, char *out, size_t *len, unsigned *flags,
+              size_t *raw);
 
 /* line_pending - true when in holds at least one more complete line or partial input. */
 bool line_pending(struct evbuffer *in);

@@ -2,8 +2,7 @@
  * sasl_glue.c - libsasl2 initialisation and secret storage (see sasl_glue.h).
  *
  * libsasl2 keeps process-wide state: sasl_glue_init() runs once and keeps a
- * copy of the configuration directory for the GETCONFPATH callback (libsasl2
- * frees the string that callback returns, so it hands out a fresh strdup).
+ * copy of the configuration directory for the GETCONFPATH callback.
  * sasl_glue_setpass()/sasl_glue_delpass() open a short-lived server
  * connection with user_realm = cf->sasl_realm, call sasl_setpass() and
  * dispose of it; the secret only passes through.
@@ -24,9 +23,9 @@
 #include "log.h"
 #include "xalloc.h"
 
-static bool sasl_glue_ready;      /* sasl_*_init done */
-static bool sasl_glue_server;     /* ... on the server side */
-static char *sasl_glue_confdir;   /* GETCONFPATH answer, NULL = default */
+static bool sasl_glue_ready;    /* sasl_*_init done */
+static bool sasl_glue_server;   /* ... on the server side */
+static char *sasl_glue_confdir; /* GETCONFPATH answer, NULL = default */
 
 /* sasl_glue_log - SASL_CB_LOG: libsasl2 and plugin messages to our log. */
 static int sasl_glue_log(void *ctx, int level, const char *msg)
@@ -45,24 +44,27 @@ static int sasl_glue_log(void *ctx, int level, const char *msg)
     case SASL_LOG_WARN:
         log_warn("sasl: %s", safe);
         break;
-    case SASL_LOG_NOTE:
-        log_info("sasl: %s", safe);
-        break;
-    default:
+    default: /* NOTE ("setpass succeeded for ...") and DEBUG */
         log_debug("sasl: %s", safe);
         break;
     }
     return SASL_OK;
 }
 
-/* sasl_glue_confpath - SASL_CB_GETCONFPATH: where <sasl_app>.conf lives. */
+/*
+ * sasl_glue_confpath - SASL_CB_GETCONFPATH: where <sasl_app>.conf lives.
+ * sasl.h says the library frees the string, but libsasl2 (server.c
+ * load_config, 2.1.27/2.1.28) only reads it and never frees it (it even
+ * substitutes a literal "" for NULL), so we hand out our own long-lived
+ * copy; a strdup here leaks once per process.
+ */
 static int sasl_glue_confpath(void *ctx, char **path)
 {
     (void)ctx;
     if (sasl_glue_confdir == NULL)
         return SASL_FAIL;
-    *path = strdup(sasl_glue_confdir); /* libsasl2 frees it */
-    return *path != NULL ? SASL_OK : SASL_NOMEM;
+    *path = sasl_glue_confdir;
+    return SASL_OK;
 }
 
 /* sasl_glue_callbacks - the process-wide callback list (static: libsasl2 keeps the pointer). */
@@ -94,8 +96,7 @@ bool sasl_glue_init(const struct conf *cf, bool server, char *err, size_t errlen
         r = sasl_client_init(sasl_glue_callbacks());
     if (r != SASL_OK) {
         snprintf(err, errlen, "cannot initialise Cyrus SASL (%s): %s",
-                 server ? "sasl_server_init" : "sasl_client_init",
-                 sasl_errstring(r, NULL, NULL));
+                 server ? "sasl_server_init" : "sasl_client_init", sasl_errstring(r, NULL, NULL));
         return false;
     }
     sasl_glue_ready = true;
@@ -138,9 +139,10 @@ static int sasl_glue_fail(sasl_conn_t *conn, const char *what, int r, char *err,
 {
     const char *detail = sasl_errdetail(conn);
 
-    snprintf(err, errlen, "%s: %s%s%s (hint: check sasl_conf_dir/<sasl_app>.conf: "
-                          "pwcheck_method, auxprop_plugin, sasldb_path, and that the "
-                          "database is writable)",
+    snprintf(err, errlen,
+             "%s: %s%s%s (hint: check sasl_conf_dir/<sasl_app>.conf: "
+             "pwcheck_method, auxprop_plugin, sasldb_path, and that the "
+             "database is writable)",
              what, sasl_errstring(r, NULL, NULL), detail != NULL ? ": " : "",
              detail != NULL ? detail : "");
     return SASL_GLUE_FAIL;

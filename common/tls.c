@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
@@ -109,8 +110,7 @@ void tls_ctx_free(struct ssl_ctx_st *ctx)
 
 /* tls_wrap - put a TLS filter of the given role on top of under. */
 static struct bufferevent *tls_wrap(struct event_base *base, struct bufferevent *under,
-                                    SSL_CTX *ctx, enum bufferevent_ssl_state role,
-                                    const char *sni)
+                                    SSL_CTX *ctx, enum bufferevent_ssl_state role, const char *sni)
 {
     struct bufferevent *bev;
     SSL *ssl;

@@ -42,20 +42,20 @@
 #include <string.h>
 #include <time.h>
 
-#define DLV_CHUNK (64 * 1024)      /* body bytes read from the source at a time */
-#define DLV_OUT_HIGH (256 * 1024)  /* stop filling the output buffer above this */
-#define DLV_LINE_MAX 4096          /* a longer reply line is a protocol error */
-#define DLV_REPLY_LINES_MAX 200    /* a longer multi-line reply is a protocol error */
-#define DLV_QUIT_WAIT 10           /* seconds to wait for 221 */
+#define DLV_CHUNK           (64 * 1024)  /* body bytes read from the source at a time */
+#define DLV_OUT_HIGH        (256 * 1024) /* stop filling the output buffer above this */
+#define DLV_LINE_MAX        4096         /* a longer reply line is a protocol error */
+#define DLV_REPLY_LINES_MAX 200          /* a longer multi-line reply is a protocol error */
+#define DLV_QUIT_WAIT       10           /* seconds to wait for 221 */
 
 #define DLV_CAP_PIPELINING 0x01u
-#define DLV_CAP_SIZE 0x02u
-#define DLV_CAP_8BITMIME 0x04u
-#define DLV_CAP_DSN 0x08u
-#define DLV_CAP_STARTTLS 0x10u
+#define DLV_CAP_SIZE       0x02u
+#define DLV_CAP_8BITMIME   0x04u
+#define DLV_CAP_DSN        0x08u
+#define DLV_CAP_STARTTLS   0x10u
 
 /* Per-recipient progress besides the final STORE_OUT_* kinds. */
-#define DLV_K_PENDING (-1)  /* nothing known yet */
+#define DLV_K_PENDING  (-1) /* nothing known yet */
 #define DLV_K_ACCEPTED (-2) /* RCPT 2xx, waiting for the end of data */
 
 enum dlv_state {
@@ -381,8 +381,7 @@ static void dlv_send_mail(struct dlv_session *s)
     if ((s->caps & DLV_CAP_DSN) && s->msg.ret != STORE_RET_NONE)
         n += snprintf(params + n, sizeof(params) - n, " RET=%s",
                       s->msg.ret == STORE_RET_HDRS ? "HDRS" : "FULL");
-    if ((s->caps & DLV_CAP_DSN) && s->msg.envid && s->msg.envid[0] &&
-        dlv_safe_addr(s->msg.envid))
+    if ((s->caps & DLV_CAP_DSN) && s->msg.envid && s->msg.envid[0] && dlv_safe_addr(s->msg.envid))
         snprintf(params + n, sizeof(params) - n, " ENVID=%s", s->msg.envid);
     dlv_send(s, "MAIL FROM:<%s>%s", s->msg.sender, params);
 }
@@ -431,8 +430,7 @@ static bool dlv_local_checks(struct dlv_session *s)
         why = "501 5.1.7 invalid sender address";
     } else if ((s->caps & DLV_CAP_SIZE) && s->size_max > 0 && s->msg.size > s->size_max) {
         snprintf(buf, sizeof(buf),
-                 "552 5.3.4 message size %" PRIu64 " exceeds the fixed maximum %" PRIu64
-                 " of %s",
+                 "552 5.3.4 message size %" PRIu64 " exceeds the fixed maximum %" PRIu64 " of %s",
                  s->msg.size, s->size_max, s->peer_name);
         why = buf;
     } else if (s->msg.body_type == STORE_BODY_8BITMIME && !(s->caps & DLV_CAP_8BITMIME)) {
@@ -615,7 +613,8 @@ static int dlv_on_starttls(struct dlv_session *s, const struct dlv_reply *r)
         return 0;
     }
     /* Plaintext the server sent after its 220 must not be trusted. */
-    evbuffer_drain(bufferevent_get_input(s->bev), evbuffer_get_length(bufferevent_get_input(s->bev)));
+    evbuffer_drain(bufferevent_get_input(s->bev),
+                   evbuffer_get_length(bufferevent_get_input(s->bev)));
     tls = tls_wrap_client(s->base, s->bev, s->opts.tls_ctx, NULL);
     if (tls == NULL) {
         dlv_fail(s, "4.7.5 TLS setup failed");
@@ -639,9 +638,9 @@ static int dlv_on_mail(struct dlv_session *s, const struct dlv_reply *r)
     size_t j;
 
     if (r->code < 200 || r->code >= 300) {
-        dlv_settle_open(s, dlv_kind_of(r->code) == STORE_OUT_FAILED ? STORE_OUT_FAILED
-                                                                     : STORE_OUT_DEFERRED,
-                        r->text, false);
+        dlv_settle_open(
+            s, dlv_kind_of(r->code) == STORE_OUT_FAILED ? STORE_OUT_FAILED : STORE_OUT_DEFERRED,
+            r->text, false);
         s->mail_failed = true;
         if (!s->pipe_txn) {
             dlv_rset(s);
@@ -709,9 +708,9 @@ static int dlv_on_data(struct dlv_session *s, const struct dlv_reply *r)
         return dlv_body_fill(s);
     }
     if (!s->mail_failed)
-        dlv_settle_open(s, dlv_kind_of(r->code) == STORE_OUT_FAILED ? STORE_OUT_FAILED
-                                                                     : STORE_OUT_DEFERRED,
-                        r->text, true);
+        dlv_settle_open(
+            s, dlv_kind_of(r->code) == STORE_OUT_FAILED ? STORE_OUT_FAILED : STORE_OUT_DEFERRED,
+            r->text, true);
     dlv_rset(s);
     return 0;
 }
@@ -739,9 +738,9 @@ static int dlv_on_body_reply(struct dlv_session *s, const struct dlv_reply *r)
     char reason[STORE_REPLY_MAX];
 
     snprintf(reason, sizeof(reason), "%s", r->text);
-    dlv_settle_open(s, dlv_kind_of(r->code) == STORE_OUT_FAILED ? STORE_OUT_FAILED
-                                                                 : STORE_OUT_DEFERRED,
-                    reason, true);
+    dlv_settle_open(
+        s, dlv_kind_of(r->code) == STORE_OUT_FAILED ? STORE_OUT_FAILED : STORE_OUT_DEFERRED, reason,
+        true);
     dlv_msg_end(s, NULL);
     dlv_fail(s, reason);
     return 1;

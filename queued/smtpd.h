@@ -31,11 +31,11 @@
 #include "line.h"
 #include "store.h"
 
-#define SMTPD_LINE_MAX 512  /* RFC 5321 4.5.3.1.4 command line incl. CRLF */
-#define SMTPD_TEXT_MAX 1000 /* RFC 5321 4.5.3.1.6 text line incl. CRLF */
-#define SMTPD_PATH_MAX 256  /* RFC 5321 4.5.3.1.3 path incl. <> */
-#define SMTPD_LOCAL_MAX 64  /* RFC 5321 4.5.3.1.1 local part */
-#define SMTPD_SPILL_AT (256 * 1024) /* bodies past this go to an unlinked file */
+#define SMTPD_LINE_MAX  512          /* RFC 5321 4.5.3.1.4 command line incl. CRLF */
+#define SMTPD_TEXT_MAX  1000         /* RFC 5321 4.5.3.1.6 text line incl. CRLF */
+#define SMTPD_PATH_MAX  256          /* RFC 5321 4.5.3.1.3 path incl. <> */
+#define SMTPD_LOCAL_MAX 64           /* RFC 5321 4.5.3.1.1 local part */
+#define SMTPD_SPILL_AT  (256 * 1024) /* bodies past this go to an unlinked file */
 
 struct event_base;
 struct etrn_engine;
@@ -54,8 +54,8 @@ struct smtpd *smtpd_new(struct event_base *base, struct store *st, struct etrn_e
 /* smtpd_set_conf - switch to a reloaded cf (new TLS contexts); -1 + err if refused. */
 int smtpd_set_conf(struct smtpd *sd, const struct conf *cf, char *err, size_t errlen);
 /* smtpd_accept - take over an accepted socket for site (closed on refusal). */
-void smtpd_accept(struct smtpd *sd, const char *site, evutil_socket_t fd,
-                  const struct sockaddr *sa, int salen);
+void smtpd_accept(struct smtpd *sd, const char *site, evutil_socket_t fd, const struct sockaddr *sa,
+                  int salen);
 /* smtpd_shutdown - commit what is pending, say 421 to every session, refuse new ones. */
 void smtpd_shutdown(struct smtpd *sd);
 /* smtpd_session_count - live sessions (shutdown waits for 0). */
@@ -95,24 +95,24 @@ enum smtpd_state {
 /* Transaction errors found while reading DATA, reported after the dot. */
 #define SMTPD_TXE_SIZE 0x1u /* message over max_message_size: 552 */
 #define SMTPD_TXE_LINE 0x2u /* a text line over 1000 octets: 500 */
-#define SMTPD_TXE_NUL 0x4u  /* NUL byte in the content: 550 */
-#define SMTPD_TXE_IO 0x8u   /* spill file problem: 451 */
+#define SMTPD_TXE_NUL  0x4u /* NUL byte in the content: 550 */
+#define SMTPD_TXE_IO   0x8u /* spill file problem: 451 */
 
 struct smtpd_rcpt {
     char *addr;   /* mailbox without <> */
     char *domain; /* lower case, points into a copy owned here */
     unsigned notify;
-    char *orcpt;  /* NULL if not given */
+    char *orcpt; /* NULL if not given */
 };
 
 /* smtpd_tx - one mail transaction; owned by the session, then by the commit batch. */
 struct smtpd_tx {
     uint64_t sess_id; /* session that owns the reply */
     char *site, *client_addr, *client_helo;
-    char *sender;     /* "" = null reverse path */
+    char *sender; /* "" = null reverse path */
     uint64_t declared_size;
-    int body_type;    /* enum store_body_type */
-    int ret;          /* enum store_ret */
+    int body_type; /* enum store_body_type */
+    int ret;       /* enum store_ret */
     char *envid;
     struct smtpd_rcpt *rcpts;
     size_t nrcpts, arcpts;
@@ -136,15 +136,15 @@ struct smtpd_session {
     int close_polls;
     char site[CONF_NAME_MAX];
     char hostname[CONF_HOST_MAX];
-    char addr[64];          /* client IP text */
+    char addr[64]; /* client IP text */
     char helo[CONF_HOST_MAX];
-    bool esmtp;             /* EHLO (not HELO) was used */
-    bool tls;               /* TLS is up */
+    bool esmtp; /* EHLO (not HELO) was used */
+    bool tls;   /* TLS is up */
     char tls_desc[128];
     struct line_reader lr;
     char line[SMTPD_TEXT_MAX + 8];
-    const char *where;      /* last command, for "lost connection after X" */
-    int last_code;          /* code of the last reply */
+    const char *where; /* last command, for "lost connection after X" */
+    int last_code;     /* code of the last reply */
     int errors, junk;
     unsigned counts[SMTPD_NCOUNTERS]; /* per command table entry */
     struct smtpd_tx *tx;
@@ -172,7 +172,7 @@ struct smtpd {
     size_t npending, apending;
     struct event *commit_ev;
     bool stopping;
-    char tmpdir[4096];         /* <state_dir>/tmp for spilled bodies */
+    char tmpdir[4096]; /* <state_dir>/tmp for spilled bodies */
 };
 
 /* smtpd_session.c */
@@ -194,8 +194,7 @@ int smtpd_cmd_count(void);
 
 /* smtpd_addr.c */
 enum smtpd_addr_status { SMTPD_ADDR_OK = 0, SMTPD_ADDR_SYNTAX, SMTPD_ADDR_TOOLONG };
-int smtpd_path_parse(const char **p, char *out, size_t outsz, bool allow_null,
-                     const char **domain);
+int smtpd_path_parse(const char **p, char *out, size_t outsz, bool allow_null, const char **domain);
 bool smtpd_xtext_ok(const char *s, size_t max);
 bool smtpd_domain_ok(const char *d, bool need_dot);
 bool smtpd_helo_ok(const char *s);

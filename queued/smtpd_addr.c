@@ -130,8 +130,7 @@ static int smtpd_mailbox_check(const char *mb, const char **domain)
  * out (no brackets, source route dropped).  *p ends after the '>'.
  * *domain points at the domain inside out ("" for the null path).
  */
-int smtpd_path_parse(const char **p, char *out, size_t outsz, bool allow_null,
-                     const char **domain)
+int smtpd_path_parse(const char **p, char *out, size_t outsz, bool allow_null, const char **domain)
 {
     const char *s = *p, *end, *mb;
     size_t n;

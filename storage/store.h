@@ -287,6 +287,13 @@ int store_msg_set_flags(struct store *st, store_msgid_t id, unsigned set, unsign
 int store_msg_delete(struct store *st, store_msgid_t id);
 /* store_msg_move_site - re-home a message to another site atomically. */
 int store_msg_move_site(struct store *st, store_msgid_t id, const char *site);
+/*
+ * store_msg_bounce - fail every pending (held or leased) recipient of one
+ * message with reason (NULL = "bounced by the operator") in one
+ * transaction; failure notes are queued as for STORE_OUT_FAILED.
+ * *failed (may be NULL) = how many recipients were failed.
+ */
+int store_msg_bounce(struct store *st, store_msgid_t id, const char *reason, size_t *failed);
 
 /* ------------------------------------------------------------------ */
 /* Leases: claiming recipients for delivery                           */

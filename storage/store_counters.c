@@ -131,10 +131,8 @@ int store_rcpt_finalise(struct store_tx *tx, struct store_msg_rec *m, struct sto
 
     if (r->i.state == STORE_RCPT_LEASED && (rc = store_lease_drop(tx, r)) != STORE_OK)
         return rc;
-    r->i.state = state;
-    r->i.lease_pid = 0;
-    r->i.lease_expiry = 0;
-    r->lease_start = 0;
+    if ((rc = store_rcpt_enter_state(tx, r, state)) != STORE_OK)
+        return rc;
     store_rkey(v, r->i.msgid, r->i.idx);
     rc = store_tx_del(tx, STORE_DB_BY_DOMAIN, rk, rl, v, sizeof(v));
     if (rc != STORE_OK && rc != STORE_NOTFOUND)
@@ -301,7 +299,8 @@ int store_room_check(struct store *st, const char *site, uint64_t site_max_msgs,
         return rc;
     if ((rc = store_env_info(st, &ei)) != STORE_OK || mdb_env_stat(st->env, &ms) != 0)
         return rc != STORE_OK ? rc : STORE_IO;
-    used = ei.map_used - (j.free_pages * ms.ms_psize < ei.map_used ? j.free_pages * ms.ms_psize : 0);
+    used =
+        ei.map_used - (j.free_pages * ms.ms_psize < ei.map_used ? j.free_pages * ms.ms_psize : 0);
     need = 2 * size + st->map_size_max / 32; /* margin: index and record pages */
     return used + need > st->map_size_max ? STORE_FULL : STORE_OK;
 }

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_DEF_MAP (64ull << 20)
+#define STORE_DEF_MAP     (64ull << 20)
 #define STORE_DEF_MAP_MAX (8ull << 30)
 #define STORE_DEF_READERS 126u
 
@@ -161,8 +161,8 @@ static int store_debug_put_tx(struct store_tx *tx, void *arg)
 }
 
 /* store_debug_put - write (or delete when val is NULL) a raw record: tests only. */
-int store_debug_put(struct store *st, const char *db, const void *key, size_t klen,
-                    const void *val, size_t vlen)
+int store_debug_put(struct store *st, const char *db, const void *key, size_t klen, const void *val,
+                    size_t vlen)
 {
     struct store_poke p = {.k = key, .kl = klen, .v = val, .vl = vlen, .db = -1};
 

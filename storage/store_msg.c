@@ -43,8 +43,8 @@ static void store_msg_encode(struct store_wbuf *w, const struct store_msg_rec *m
     store_wb_str(w, i->client_helo);
 }
 
-/* store_msg_decode - parse an envelope record; false when malformed. */
-static bool store_msg_decode(const MDB_val *v, store_msgid_t id, struct store_msg_rec *m)
+/* store_msg_decode_val - parse an envelope record; false when malformed. */
+bool store_msg_decode_val(const MDB_val *v, store_msgid_t id, struct store_msg_rec *m)
 {
     struct store_rbuf r;
     struct store_msg_info *i = &m->i;
@@ -80,7 +80,7 @@ int store_msg_load(struct store_tx *tx, store_msgid_t id, struct store_msg_rec *
     store_be64(k, id);
     if ((rc = store_tx_get(tx, STORE_DB_MSG, k, sizeof(k), &v)) != STORE_OK)
         return rc;
-    if (!store_msg_decode(&v, id, m)) {
+    if (!store_msg_decode_val(&v, id, m)) {
         store_set_error(tx->st, "message %llx: envelope record corrupt", (unsigned long long)id);
         return STORE_CORRUPT;
     }
@@ -156,9 +156,9 @@ static int store_msg_check_in(const struct store_msg_in *in)
 /* Where the body comes from while it is copied chunk by chunk. */
 struct store_body_src {
     const struct store_msg_in *in;
-    int iov_i;        /* current iovec */
-    size_t iov_off;   /* offset inside it */
-    uint64_t fd_off;  /* next pread offset */
+    int iov_i;       /* current iovec */
+    size_t iov_off;  /* offset inside it */
+    uint64_t fd_off; /* next pread offset */
 };
 
 /* store_body_fill - copy n body bytes into dst from the iovec or the file. */
@@ -283,7 +283,7 @@ static int store_msg_rcpts_write(struct store_tx *tx, const struct store_msg_rec
         store_msg_domain_of(in->rcpts[i].addr, r.i.domain);
         snprintf(r.i.orcpt, sizeof(r.i.orcpt), "%s", in->rcpts[i].orcpt ? in->rcpts[i].orcpt : "");
         r.i.notify = in->rcpts[i].notify & 0xfu;
-        r.i.state = STORE_RCPT_HELD;
+        r.i.state = STORE_RCPT_HELD; /* initial state, before any transition */
         if ((rc = store_rcpt_save(tx, &r)) != STORE_OK || (rc = store_index_add(tx, m, &r)) != 0)
             return rc;
         if (store_msg_first_in_domain(in, i) &&
@@ -307,8 +307,10 @@ static int store_msg_write(struct store_tx *tx, const struct store_msg_in *in, s
     snprintf(m.i.site, sizeof(m.i.site), "%s", in->site);
     snprintf(m.i.sender, sizeof(m.i.sender), "%s", in->sender);
     snprintf(m.i.envid, sizeof(m.i.envid), "%s", in->envid ? in->envid : "");
-    snprintf(m.i.client_addr, sizeof(m.i.client_addr), "%s", in->client_addr ? in->client_addr : "");
-    snprintf(m.i.client_helo, sizeof(m.i.client_helo), "%s", in->client_helo ? in->client_helo : "");
+    snprintf(m.i.client_addr, sizeof(m.i.client_addr), "%s",
+             in->client_addr ? in->client_addr : "");
+    snprintf(m.i.client_helo, sizeof(m.i.client_helo), "%s",
+             in->client_helo ? in->client_helo : "");
     m.i.arrival = in->arrival;
     m.i.size = in->body_len;
     m.i.body_type = in->body_type >= 0 && in->body_type <= STORE_BODY_8BITMIME ? in->body_type : 0;
@@ -353,8 +355,8 @@ static int store_msg_add_one(struct store_tx *tx, const struct store_msg_in *in,
         tx->map_full = true; /* grow and redo the whole batch */
         return STORE_FULL;
     }
-    if (rc == STORE_IO || rc == STORE_CORRUPT)
-        return rc; /* an environment problem fails the batch */
+    if ((rc == STORE_IO || rc == STORE_CORRUPT) && (child.mdb_rc != 0 || rc == STORE_CORRUPT))
+        return rc; /* an environment problem fails the batch; a short body does not */
     *status = rc;
     if (rc != STORE_OK)
         *id = 0;

@@ -9,6 +9,7 @@
  */
 #include "store_private.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* store_msg_remove_rcpts - finalise and delete every recipient record. */
@@ -19,8 +20,7 @@ static int store_msg_remove_rcpts(struct store_tx *tx, struct store_msg_rec *m)
         uint8_t k[STORE_RKEY_LEN];
         int rc = store_rcpt_load(tx, m->i.id, i, &r);
 
-        if (rc == STORE_OK &&
-            (r.i.state == STORE_RCPT_HELD || r.i.state == STORE_RCPT_LEASED) &&
+        if (rc == STORE_OK && (r.i.state == STORE_RCPT_HELD || r.i.state == STORE_RCPT_LEASED) &&
             (rc = store_rcpt_finalise(tx, m, &r, STORE_RCPT_FAILED)) != STORE_OK)
             return rc;
         if (rc != STORE_OK && rc != STORE_NOTFOUND && rc != STORE_CORRUPT)
@@ -87,6 +87,8 @@ struct store_ops_job {
     store_msgid_t id;
     unsigned set, clear;
     const char *site;
+    const char *reason;
+    size_t count;
 };
 
 /* store_msg_flags_tx - change the message flags. */
@@ -156,4 +158,52 @@ int store_msg_move_site(struct store *st, store_msgid_t id, const char *site)
     if (store_name_check(site, STORE_SITE_MAX) != STORE_OK)
         return STORE_INVAL;
     return store_txn_run(st, true, store_msg_move_tx, &j);
+}
+
+/* store_msg_bounce_rcpt - fail one pending recipient and queue its note. */
+static int store_msg_bounce_rcpt(struct store_tx *tx, struct store_ops_job *j,
+                                 struct store_msg_rec *m, struct store_rcpt_rec *r)
+{
+    int rc = store_rcpt_finalise(tx, m, r, STORE_RCPT_FAILED);
+
+    if (rc != STORE_OK)
+        return rc;
+    snprintf(r->i.last_reply, sizeof(r->i.last_reply), "%s", j->reason);
+    r->i.last_attempt = (int64_t)store_now();
+    if (m->i.sender[0] != '\0' && store_notify_wants(r->i.notify, STORE_NOTE_FAILED) &&
+        (rc = store_note_add(tx, m, r->i.idx, STORE_NOTE_FAILED)) != STORE_OK)
+        return rc;
+    j->count++;
+    return store_rcpt_save(tx, r);
+}
+
+/* store_msg_bounce_tx - fail every pending recipient of one message. */
+static int store_msg_bounce_tx(struct store_tx *tx, void *arg)
+{
+    struct store_ops_job *j = arg;
+    struct store_msg_rec m;
+    int rc = store_msg_load(tx, j->id, &m);
+
+    j->count = 0;
+    for (uint32_t i = 0; rc == STORE_OK && i < m.i.nrcpts; i++) {
+        struct store_rcpt_rec r;
+
+        rc = store_rcpt_load(tx, j->id, i, &r);
+        if (rc == STORE_OK && (r.i.state == STORE_RCPT_HELD || r.i.state == STORE_RCPT_LEASED))
+            rc = store_msg_bounce_rcpt(tx, j, &m, &r);
+    }
+    if (rc != STORE_OK || (rc = store_msg_save(tx, &m)) != STORE_OK)
+        return rc;
+    return store_msg_maybe_done(tx, j->id);
+}
+
+/* store_msg_bounce - every pending recipient FAILED with reason (notes queued). */
+int store_msg_bounce(struct store *st, store_msgid_t id, const char *reason, size_t *failed)
+{
+    struct store_ops_job j = {.id = id, .reason = reason ? reason : "bounced by the operator"};
+    int rc = store_txn_run(st, true, store_msg_bounce_tx, &j);
+
+    if (failed)
+        *failed = rc == STORE_OK ? j.count : 0;
+    return rc;
 }

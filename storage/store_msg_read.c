@@ -367,8 +367,8 @@ static int store_iter_batch_tx(struct store_tx *tx, void *arg)
 
 /* store_iter_run - batches until done or the callback stops. */
 static int store_iter_run(struct store *st, struct store_iter *it,
-                          int (*cb)(const struct store_msg_info *m,
-                                    const struct store_rcpt_info *r, size_t nr, void *arg),
+                          int (*cb)(const struct store_msg_info *m, const struct store_rcpt_info *r,
+                                    size_t nr, void *arg),
                           void *arg)
 {
     int rc = STORE_OK, stop = 0;

@@ -45,9 +45,9 @@ struct store_dbdef {
 extern const struct store_dbdef store_dbdefs[STORE_DB_COUNT];
 
 #define STORE_SCHEMA_VERSION 1u
-#define STORE_REC_VERSION 1u          /* first byte of every record */
-#define STORE_CHUNK_SIZE (64u * 1024) /* body chunk */
-#define STORE_RKEY_MAX (STORE_DOMAIN_MAX + 2)
+#define STORE_REC_VERSION    1u           /* first byte of every record */
+#define STORE_CHUNK_SIZE     (64u * 1024) /* body chunk */
+#define STORE_RKEY_MAX       (STORE_DOMAIN_MAX + 2)
 
 struct store {
     MDB_env *env;
@@ -86,6 +86,10 @@ uint64_t store_now(void);
 /* store_schema.c */
 int store_schema_open_dbis(struct store_tx *tx);
 int store_schema_check(struct store_tx *tx);
+int store_meta_u64_get(struct store_tx *tx, const char *key, uint64_t *v, bool *found);
+int store_meta_u64_put(struct store_tx *tx, const char *key, uint64_t v);
+#define STORE_META_MIN_HOLD "min_hold"
+#define STORE_META_MIN_WARN "min_warn"
 
 /* store_codec.c: versioned records and fixed-width keys */
 struct store_wbuf {
@@ -132,12 +136,13 @@ struct store_msg_rec {
     struct store_msg_info i;
     uint32_t npending;
 };
+bool store_msg_decode_val(const MDB_val *v, store_msgid_t id, struct store_msg_rec *m);
 int store_msg_load(struct store_tx *tx, store_msgid_t id, struct store_msg_rec *m);
 int store_msg_save(struct store_tx *tx, const struct store_msg_rec *m);
 int store_rcpt_load(struct store_tx *tx, store_msgid_t id, uint32_t idx, struct store_rcpt_rec *r);
 int store_rcpt_save(struct store_tx *tx, const struct store_rcpt_rec *r);
-int store_rcpts_load(struct store_tx *tx, const struct store_msg_rec *m, struct store_rcpt_info **out,
-                     size_t *n);
+int store_rcpts_load(struct store_tx *tx, const struct store_msg_rec *m,
+                     struct store_rcpt_info **out, size_t *n);
 int store_msg_remove(struct store_tx *tx, store_msgid_t id);
 int store_msg_maybe_done(struct store_tx *tx, store_msgid_t id);
 
@@ -152,6 +157,7 @@ int store_index_add(struct store_tx *tx, const struct store_msg_rec *m,
                     const struct store_rcpt_rec *r);
 
 /* store_rcpt.c */
+int store_rcpt_enter_state(struct store_tx *tx, struct store_rcpt_rec *r, int state);
 bool store_owner_alive(pid_t pid, uint64_t start);
 int store_lease_drop(struct store_tx *tx, const struct store_rcpt_rec *r);
 

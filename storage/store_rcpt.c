@@ -69,8 +69,7 @@ static bool store_rcpt_decode(const MDB_val *v, store_msgid_t id, uint32_t idx,
     store_rb_str(&b, i->domain, sizeof(i->domain));
     store_rb_str(&b, i->orcpt, sizeof(i->orcpt));
     store_rb_str(&b, i->last_reply, sizeof(i->last_reply));
-    return store_rb_end(&b) && i->state <= STORE_RCPT_FAILED && warned <= 1 &&
-           i->domain[0] != '\0';
+    return store_rb_end(&b) && i->state <= STORE_RCPT_FAILED && warned <= 1 && i->domain[0] != '\0';
 }
 
 /* store_rcpt_load - read and decode one recipient. */
@@ -84,8 +83,8 @@ int store_rcpt_load(struct store_tx *tx, store_msgid_t id, uint32_t idx, struct 
     if ((rc = store_tx_get(tx, STORE_DB_RCPT, k, sizeof(k), &v)) != STORE_OK)
         return rc;
     if (!store_rcpt_decode(&v, id, idx, r)) {
-        store_set_error(tx->st, "message %llx: recipient %u record corrupt",
-                        (unsigned long long)id, (unsigned)idx);
+        store_set_error(tx->st, "message %llx: recipient %u record corrupt", (unsigned long long)id,
+                        (unsigned)idx);
         return STORE_CORRUPT;
     }
     return STORE_OK;
@@ -104,6 +103,34 @@ int store_rcpt_save(struct store_tx *tx, const struct store_rcpt_rec *r)
     rc = w.oom ? STORE_IO : store_tx_put(tx, STORE_DB_RCPT, k, sizeof(k), w.p, w.len, 0);
     store_wb_free(&w);
     return rc;
+}
+
+/*
+ * store_rcpt_enter_state - the one writer of a recipient's state.  Legal:
+ * held -> leased, leased -> leased (re-lease of a dead/expired owner),
+ * leased -> held, held|leased -> delivered|failed.  A final recipient never
+ * changes again; an illegal transition means a damaged record or a bug and
+ * gives STORE_CORRUPT without touching the record.
+ */
+int store_rcpt_enter_state(struct store_tx *tx, struct store_rcpt_rec *r, int state)
+{
+    int from = r->i.state;
+    bool pending = from == STORE_RCPT_HELD || from == STORE_RCPT_LEASED;
+    bool ok = pending && (state != STORE_RCPT_HELD || from == STORE_RCPT_LEASED);
+
+    if (!ok || state < STORE_RCPT_HELD || state > STORE_RCPT_FAILED) {
+        store_set_error(tx->st, "message %llx: recipient %u: illegal state change %s -> %s",
+                        (unsigned long long)r->i.msgid, (unsigned)r->i.idx,
+                        store_rcpt_state_name(from), store_rcpt_state_name(state));
+        return STORE_CORRUPT;
+    }
+    if (state != STORE_RCPT_LEASED) {
+        r->i.lease_pid = 0;
+        r->i.lease_expiry = 0;
+        r->lease_start = 0;
+    }
+    r->i.state = state;
+    return STORE_OK;
 }
 
 /* store_proc_start - start time of pid from /proc/<pid>/stat (0 if unknown). */
@@ -169,14 +196,6 @@ int store_lease_drop(struct store_tx *tx, const struct store_rcpt_rec *r)
     return rc == STORE_NOTFOUND ? STORE_OK : rc;
 }
 
-/* store_lease_clear - forget the lease fields of a recipient record. */
-static void store_lease_clear(struct store_rcpt_rec *r)
-{
-    r->i.lease_pid = 0;
-    r->i.lease_expiry = 0;
-    r->lease_start = 0;
-}
-
 /* store_lease_set - lease r to owner until expiry (record and index). */
 static int store_lease_set(struct store_tx *tx, struct store_rcpt_rec *r,
                            const struct store_owner *o, int64_t expiry)
@@ -186,7 +205,8 @@ static int store_lease_set(struct store_tx *tx, struct store_rcpt_rec *r,
 
     if (r->i.state == STORE_RCPT_LEASED && (rc = store_lease_drop(tx, r)) != STORE_OK)
         return rc;
-    r->i.state = STORE_RCPT_LEASED;
+    if ((rc = store_rcpt_enter_state(tx, r, STORE_RCPT_LEASED)) != STORE_OK)
+        return rc;
     r->i.lease_pid = o->pid;
     r->lease_start = o->start;
     r->i.lease_expiry = expiry;
@@ -210,6 +230,7 @@ struct store_claim_job {
     struct store_claim *c;
     struct store_msg_rec m; /* the message last looked at */
     bool have_m;
+    store_msgid_t max_id; /* highest claimed message id */
 };
 
 /* store_claim_free - free a claim result. */
@@ -223,28 +244,37 @@ void store_claim_free(struct store_claim *c)
     free(c);
 }
 
-/* store_claim_msg_for - the result entry of message m (added if new); NULL = no room. */
-static struct store_claim_msg *store_claim_msg_for(struct store_claim_job *j,
+/* store_claim_find - the result entry of message id, or NULL. */
+static struct store_claim_msg *store_claim_find(struct store_claim_job *j, store_msgid_t id)
+{
+    struct store_claim *c = j->c;
+
+    if (id > j->max_id)
+        return NULL; /* ids are claimed in ascending order within a key */
+    for (size_t i = c->nmsgs; i > 0; i--)
+        if (c->msgs[i - 1].info.id == id)
+            return &c->msgs[i - 1];
+    return NULL;
+}
+
+/* store_claim_new_msg - append a result entry for message m; NULL = no memory. */
+static struct store_claim_msg *store_claim_new_msg(struct store_claim_job *j,
                                                    const struct store_msg_rec *m)
 {
     struct store_claim *c = j->c;
     struct store_claim_msg *cm;
 
-    for (size_t i = c->nmsgs; i > 0; i--)
-        if (c->msgs[i - 1].info.id == m->i.id)
-            return &c->msgs[i - 1];
-    if (j->max_msgs && c->nmsgs >= j->max_msgs)
-        return NULL;
     if ((cm = realloc(c->msgs, (c->nmsgs + 1) * sizeof(*cm))) == NULL)
         return NULL;
     c->msgs = cm;
-    cm = &c->msgs[c->nmsgs++];
+    cm = &c->msgs[c->nmsgs];
     memset(cm, 0, sizeof(*cm));
     cm->info = m->i;
-    if ((cm->rcpts = calloc(m->i.nrcpts ? m->i.nrcpts : 1, sizeof(*cm->rcpts))) == NULL) {
-        c->nmsgs--;
+    if ((cm->rcpts = calloc(m->i.nrcpts ? m->i.nrcpts : 1, sizeof(*cm->rcpts))) == NULL)
         return NULL;
-    }
+    c->nmsgs++;
+    if (m->i.id > j->max_id)
+        j->max_id = m->i.id;
     return cm;
 }
 
@@ -258,15 +288,24 @@ static bool store_claim_ok(const struct store_claim_job *j, const struct store_r
     return r->i.lease_expiry < j->now || !store_owner_alive(r->i.lease_pid, r->lease_start);
 }
 
-/* store_claim_one - lease one recipient from the index; *full when max_msgs reached. */
+/*
+ * store_claim_one - lease one recipient from the index.  Once max_msgs
+ * messages are claimed only further recipients of those messages are
+ * taken; *stop_key says the rest of this index key cannot contain any.
+ */
 static int store_claim_one(struct store_tx *tx, struct store_claim_job *j, const uint8_t *pv,
-                           bool *full)
+                           bool *stop_key)
 {
     store_msgid_t id = store_get_be64(pv);
+    struct store_claim_msg *cm = store_claim_find(j, id);
+    bool full = j->max_msgs && j->c->nmsgs >= j->max_msgs;
     struct store_rcpt_rec r;
-    struct store_claim_msg *cm;
     int rc;
 
+    if (full && cm == NULL) {
+        *stop_key = id > j->max_id;
+        return STORE_OK;
+    }
     if (!j->have_m || j->m.i.id != id) {
         j->have_m = false;
         if ((rc = store_msg_load(tx, id, &j->m)) != STORE_OK)
@@ -279,10 +318,8 @@ static int store_claim_one(struct store_tx *tx, struct store_claim_job *j, const
         return rc == STORE_NOTFOUND ? STORE_OK : rc;
     if (!store_claim_ok(j, &r))
         return STORE_OK;
-    if ((cm = store_claim_msg_for(j, &j->m)) == NULL) {
-        *full = true;
-        return j->max_msgs && j->c->nmsgs >= j->max_msgs ? STORE_OK : STORE_IO;
-    }
+    if (cm == NULL && (cm = store_claim_new_msg(j, &j->m)) == NULL)
+        return STORE_IO;
     if ((rc = store_lease_set(tx, &r, j->owner, j->now + j->ttl)) != STORE_OK)
         return rc;
     cm->rcpts[cm->nrcpts++] = r.i;
@@ -291,26 +328,25 @@ static int store_claim_one(struct store_tx *tx, struct store_claim_job *j, const
 }
 
 /* store_claim_key - walk the duplicates of the cursor's key. */
-static int store_claim_key(struct store_tx *tx, struct store_claim_job *j, MDB_cursor *cur,
-                           bool *full)
+static int store_claim_key(struct store_tx *tx, struct store_claim_job *j, MDB_cursor *cur)
 {
     MDB_val k, v;
+    bool stop = false;
     int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST_DUP), rc = STORE_OK;
 
-    for (; mrc == 0 && !*full; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+    for (; mrc == 0 && !stop; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
         if (v.mv_size != STORE_RKEY_LEN) {
             store_set_error(tx->st, "domain index entry of wrong size");
             return STORE_CORRUPT;
         }
-        if ((rc = store_claim_one(tx, j, v.mv_data, full)) != STORE_OK)
+        if ((rc = store_claim_one(tx, j, v.mv_data, &stop)) != STORE_OK)
             return rc;
     }
     return mrc == 0 || mrc == MDB_NOTFOUND ? STORE_OK : store_tx_rc(tx, mrc, "by_domain");
 }
 
 /* store_claim_domain - claim in one domain (and its subdomains if asked). */
-static int store_claim_domain(struct store_tx *tx, struct store_claim_job *j, const char *domain,
-                              bool *full)
+static int store_claim_domain(struct store_tx *tx, struct store_claim_job *j, const char *domain)
 {
     char rk[STORE_RKEY_MAX];
     size_t rl = store_domain_rkey(domain, rk);
@@ -323,8 +359,8 @@ static int store_claim_domain(struct store_tx *tx, struct store_claim_job *j, co
     if ((rc = store_tx_cursor(tx, STORE_DB_BY_DOMAIN, &cur)) != STORE_OK)
         return rc;
     mrc = mdb_cursor_get(cur, &k, &v, j->subdomains ? MDB_SET_RANGE : MDB_SET_KEY);
-    while (mrc == 0 && !*full && k.mv_size >= rl && memcmp(k.mv_data, rk, rl) == 0) {
-        if ((rc = store_claim_key(tx, j, cur, full)) != STORE_OK || !j->subdomains)
+    while (mrc == 0 && k.mv_size >= rl && memcmp(k.mv_data, rk, rl) == 0) {
+        if ((rc = store_claim_key(tx, j, cur)) != STORE_OK || !j->subdomains)
             break;
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP);
     }
@@ -338,15 +374,15 @@ static int store_claim_domain(struct store_tx *tx, struct store_claim_job *j, co
 static int store_claim_tx(struct store_tx *tx, void *arg)
 {
     struct store_claim_job *j = arg;
-    bool full = false;
     int rc = STORE_OK;
 
     store_claim_free(j->c);
     if ((j->c = calloc(1, sizeof(*j->c))) == NULL)
         return STORE_IO;
     j->have_m = false;
-    for (size_t i = 0; i < j->ndomains && !full && rc == STORE_OK; i++)
-        rc = store_claim_domain(tx, j, j->domains[i], &full);
+    j->max_id = 0;
+    for (size_t i = 0; i < j->ndomains && rc == STORE_OK; i++)
+        rc = store_claim_domain(tx, j, j->domains[i]);
     return rc;
 }
 
@@ -355,12 +391,17 @@ int store_claim(struct store *st, const char *const *domains, size_t ndomains, b
                 const struct store_owner *owner, int64_t ttl, size_t max_msgs,
                 struct store_claim **out)
 {
-    struct store_claim_job j = {domains, ndomains, subdomains, owner, (int64_t)store_now(),
-                                ttl,     max_msgs, NULL};
+    struct store_claim_job j = {.domains = domains,
+                                .ndomains = ndomains,
+                                .subdomains = subdomains,
+                                .owner = owner,
+                                .now = (int64_t)store_now(),
+                                .ttl = ttl,
+                                .max_msgs = max_msgs};
     int rc;
 
     *out = NULL;
-    if (owner == NULL || owner->pid <= 0 || (ndomains && domains == NULL))
+    if (owner == NULL || owner->pid <= 0 || ttl <= 0 || (ndomains && domains == NULL))
         return STORE_INVAL;
     rc = store_txn_run(st, true, store_claim_tx, &j);
     if (rc != STORE_OK) {
@@ -469,8 +510,8 @@ static int store_lease_apply(struct store_tx *tx, struct store_lease_job *j,
         return rc;
     if (!mine)
         return STORE_OK; /* stale index entry */
-    r.i.state = STORE_RCPT_HELD;
-    store_lease_clear(&r);
+    if ((rc = store_rcpt_enter_state(tx, &r, STORE_RCPT_HELD)) != STORE_OK)
+        return rc;
     j->count++;
     return store_rcpt_save(tx, &r);
 }

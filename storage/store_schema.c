@@ -127,7 +127,7 @@ int store_schema_check(struct store_tx *tx)
     MDB_val v;
     struct store_rbuf r;
     uint32_t version;
-    bool empty;
+    bool empty = false;
     int rc = store_tx_get(tx, STORE_DB_META, STORE_META_SCHEMA, strlen(STORE_META_SCHEMA), &v);
 
     if (rc == STORE_NOTFOUND) {
@@ -158,4 +158,41 @@ int store_schema_check(struct store_tx *tx)
         return STORE_VERSION;
     }
     return STORE_OK;
+}
+
+/* store_meta_u64_get - a u64 meta record; *found false when absent. */
+int store_meta_u64_get(struct store_tx *tx, const char *key, uint64_t *v, bool *found)
+{
+    MDB_val val;
+    struct store_rbuf r;
+    int rc = store_tx_get(tx, STORE_DB_META, key, strlen(key), &val);
+
+    *v = 0;
+    *found = rc == STORE_OK;
+    if (rc == STORE_NOTFOUND)
+        return STORE_OK;
+    if (rc != STORE_OK)
+        return rc;
+    store_rb_init(&r, &val);
+    if (store_rb_version(&r))
+        *v = store_rb_u64(&r);
+    if (!store_rb_end(&r)) {
+        store_set_error(tx->st, "meta record %s corrupt", key);
+        return STORE_CORRUPT;
+    }
+    return STORE_OK;
+}
+
+/* store_meta_u64_put - store a u64 meta record. */
+int store_meta_u64_put(struct store_tx *tx, const char *key, uint64_t v)
+{
+    struct store_wbuf w;
+    int rc;
+
+    store_wb_init(&w);
+    store_wb_u8(&w, STORE_REC_VERSION);
+    store_wb_u64(&w, v);
+    rc = w.oom ? STORE_IO : store_tx_put(tx, STORE_DB_META, key, strlen(key), w.p, w.len, 0);
+    store_wb_free(&w);
+    return rc;
 }

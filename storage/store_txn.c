@@ -25,14 +25,17 @@
 
 #define STORE_TXN_RETRIES 40
 
-/* store_set_error - remember a sentence for store_last_error(). */
+/* store_set_error - remember a (sanitised) sentence for store_last_error(). */
 void store_set_error(struct store *st, const char *fmt, ...)
 {
+    char raw[sizeof(st->errbuf)];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(st->errbuf, sizeof(st->errbuf), fmt, ap);
+    vsnprintf(raw, sizeof(raw), fmt, ap);
     va_end(ap);
+    /* names in the text may come from peers: callers log this string */
+    log_printable(st->errbuf, sizeof(st->errbuf), raw, strlen(raw));
 }
 
 /* store_now - the current time in seconds. */
@@ -117,16 +120,13 @@ static int store_txn_once(struct store *st, bool write, store_tx_fn fn, void *ar
         return store_tx_rc(&tx, rc, "begin transaction");
     }
     status = fn(&tx, arg);
-    if (status != STORE_OK || !write || tx.map_full) {
-        if (!write && status == STORE_OK && !tx.map_full) {
-            mdb_txn_abort(tx.txn); /* read-only: abort == end */
-            return STORE_OK;
-        }
+    if (status != STORE_OK || tx.map_full) {
         mdb_txn_abort(tx.txn);
         if (tx.map_full)
             *retry = store_txn_grow(st);
         return tx.map_full ? STORE_FULL : status;
     }
+    /* commit also ends a read-only txn and keeps DB handles it opened */
     if ((rc = mdb_txn_commit(tx.txn)) != 0) {
         status = store_tx_rc(&tx, rc, "commit");
         if (tx.map_full)

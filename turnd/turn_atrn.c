@@ -360,8 +360,8 @@ int turn_atrn_flushed(struct turn_session *s)
     s->bev = NULL;
     s->claim = NULL;
     s->in_handoff = true;
-    s->dlv = dlv_start_claim(bufferevent_get_base(bev), bev, s->srv->st, &s->srv->owner, claim,
-                             &o, turn_atrn_done, s);
+    s->dlv = dlv_start_claim(bufferevent_get_base(bev), bev, s->srv->st, &s->srv->owner, claim, &o,
+                             turn_atrn_done, s);
     s->in_handoff = false;
     if (s->dlv_finished || s->dlv == NULL) {
         s->dlv = NULL;

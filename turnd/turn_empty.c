@@ -21,7 +21,7 @@
 #include "xalloc.h"
 
 #define TURN_EMPTY_LINE_MAX 2048
-#define TURN_EMPTY_TIMEOUT 300
+#define TURN_EMPTY_TIMEOUT  300
 
 enum turn_empty_state {
     TURN_E_GREETING = 0, /* waiting for the customer's 220 */

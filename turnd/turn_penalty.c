@@ -17,8 +17,8 @@
 
 #include "xalloc.h"
 
-#define TURN_PENALTY_SLOTS 1024
-#define TURN_PENALTY_EXPIRY 900
+#define TURN_PENALTY_SLOTS     1024
+#define TURN_PENALTY_EXPIRY    900
 #define TURN_PENALTY_MAX_DELAY 16
 
 struct turn_penalty_slot {

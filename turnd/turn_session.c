@@ -41,8 +41,9 @@
 #include "tls.h"
 #include "xalloc.h"
 
-#define TURN_F_SYNC 0x1u /* last in a pipelined group: discard what follows */
-#define TURN_F_AUTH 0x2u /* needs a successful AUTH (else 530) */
+#define TURN_OUTPUT_MAX 65536 /* stop reading while this much output is unsent */
+#define TURN_F_SYNC     0x1u  /* last in a pipelined group: discard what follows */
+#define TURN_F_AUTH     0x2u  /* needs a successful AUTH (else 530) */
 
 struct turn_cmd {
     const char *verb;
@@ -77,8 +78,8 @@ static const struct turn_cmd turn_cmds[] = {
 /* turn_state_name - printable state for logs. */
 const char *turn_state_name(int state)
 {
-    static const char *names[] = {"INITIAL",  "AUTH_IN_PROGRESS", "AUTHENTICATED",
-                                  "REVERSING", "REVERSED",        "CLOSING"};
+    static const char *names[] = {"INITIAL",   "AUTH_IN_PROGRESS", "AUTHENTICATED",
+                                  "REVERSING", "REVERSED",         "CLOSING"};
 
     if (state < 0 || state > TURN_S_CLOSING)
         return "?";
@@ -161,6 +162,23 @@ void turn_session_free(struct turn_session *s)
 struct turn_session *turn_session_next(struct turn_session *s)
 {
     return s->next;
+}
+
+/* turn_suspend - stop reading commands (and bytes) until turn_resume(). */
+static void turn_suspend(struct turn_session *s)
+{
+    s->suspended = true;
+    if (s->bev != NULL)
+        bufferevent_disable(s->bev, EV_READ); /* bounded input while we wait */
+}
+
+/* turn_resume - read again and process what is already buffered. */
+static void turn_resume(struct turn_session *s)
+{
+    s->suspended = false;
+    if (s->bev != NULL)
+        bufferevent_enable(s->bev, EV_READ);
+    turn_session_drive(s);
 }
 
 /* turn_plain_ok - may PLAIN/LOGIN be used on this connection now? */
@@ -278,7 +296,6 @@ static void turn_auth_delay_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    s->suspended = false;
     if (s->auth_fails >= TURN_AUTH_FAIL_MAX) {
         turn_reply(s, "535 5.7.8 Authentication credentials invalid");
         turn_session_close(s, "421 4.7.0 %s Error: too many failed authentications",
@@ -286,14 +303,14 @@ static void turn_auth_delay_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     turn_reply(s, "535 5.7.8 Authentication credentials invalid");
-    turn_session_drive(s);
+    turn_resume(s);
 }
 
 /* turn_auth_failed - log, count, and answer 535 after the address's delay. */
-static int turn_auth_failed(struct turn_session *s)
+static int turn_auth_failed(struct turn_session *s, const char *why)
 {
     char detail[LOG_PEER_MAX + 1];
-    const char *d = s->sasl != NULL ? turn_sasl_detail(s->sasl) : "";
+    const char *d = why != NULL ? why : s->sasl != NULL ? turn_sasl_detail(s->sasl) : "";
     int delay = turn_penalty_fail(s->srv->penalty, s->ip, (int64_t)time(NULL));
     struct timeval tv = {delay, 0};
 
@@ -303,7 +320,7 @@ static int turn_auth_failed(struct turn_session *s)
     turn_auth_reset(s);
     if (s->delay_ev == NULL)
         s->delay_ev = evtimer_new(bufferevent_get_base(s->bev), turn_auth_delay_cb, s);
-    s->suspended = true;
+    turn_suspend(s);
     evtimer_add(s->delay_ev, &tv);
     return TURN_NEXT_STOP;
 }
@@ -314,8 +331,7 @@ static void turn_auth_account(struct turn_session *s, const char *user, char *ou
     const char *realm = s->cf->sasl_realm;
     size_t ul = strlen(user), rl = realm != NULL ? strlen(realm) : 0;
 
-    if (rl > 0 && ul > rl + 1 && user[ul - rl - 1] == '@' &&
-        strcasecmp(user + ul - rl, realm) == 0)
+    if (rl > 0 && ul > rl + 1 && user[ul - rl - 1] == '@' && strcasecmp(user + ul - rl, realm) == 0)
         ul -= rl + 1;
     snprintf(out, len, "%.*s", (int)ul, user);
 }
@@ -333,8 +349,7 @@ static int turn_auth_done(struct turn_session *s)
     memset(&acct, 0, sizeof(acct));
     r = name[0] != '\0' ? store_account_get(s->srv->st, name, &acct) : STORE_NOTFOUND;
     if (r == STORE_NOTFOUND) {
-        log_warn("auth ok but no account user=%s from %s", clean, s->peer);
-        return turn_auth_failed(s);
+        return turn_auth_failed(s, "authenticated, but no such account");
     }
     if (r != STORE_OK) {
         log_error("account lookup user=%s: %s", clean, store_strerror(r));
@@ -377,7 +392,7 @@ static int turn_auth_status(struct turn_session *s, int st, char *challenge)
         turn_reply(s, "504 5.5.4 Unrecognized authentication mechanism");
         return turn_count_error(s);
     default:
-        return turn_auth_failed(s);
+        return turn_auth_failed(s, NULL);
     }
 }
 
@@ -446,7 +461,6 @@ static void turn_etrn_done(int status, size_t pending, void *arg)
     bool counts = s->cf->etrn_reply == CONF_ETRN_REPLY_COUNT;
 
     s->etrn = NULL;
-    s->suspended = false;
     log_info("etrn %s user=%s from %s: %s", node, s->account, s->peer,
              status == ETRN_CLNT_UNAVAILABLE ? "unavailable" : etrn_status_name(status));
     if (status == ETRN_STARTED && counts)
@@ -459,7 +473,7 @@ static void turn_etrn_done(int status, size_t pending, void *arg)
         turn_reply(s, "459 4.7.1 Node %s not allowed: not available for ETRN", node);
     else
         turn_reply(s, "458 4.3.0 Unable to queue messages for node %s", node);
-    turn_session_drive(s);
+    turn_resume(s);
 }
 
 /* turn_cmd_etrn - "ETRN [@]domain" for one of the account's domains. */
@@ -494,7 +508,7 @@ static int turn_cmd_etrn(struct turn_session *s, const char *arg)
         turn_reply(s, "458 4.3.0 Unable to queue messages for node %s", s->etrn_node);
         return TURN_NEXT_CONT;
     }
-    s->suspended = true;
+    turn_suspend(s);
     return TURN_NEXT_STOP;
 }
 
@@ -522,8 +536,7 @@ static int turn_cmd_starttls(struct turn_session *s, const char *arg)
     }
     turn_reply(s, "220 2.0.0 Ready to start TLS");
     s->tls_pending = true;
-    s->suspended = true;
-    bufferevent_disable(s->bev, EV_READ); /* the ClientHello must reach the filter */
+    turn_suspend(s); /* the ClientHello must reach the TLS filter, not our buffer */
     return TURN_NEXT_STOP;
 }
 
@@ -646,6 +659,11 @@ static void turn_session_drive(struct turn_session *s)
             (s->state != TURN_S_INITIAL && s->state != TURN_S_AUTH_IN_PROGRESS &&
              s->state != TURN_S_AUTHENTICATED))
             return;
+        if (evbuffer_get_length(bufferevent_get_output(s->bev)) > TURN_OUTPUT_MAX) {
+            s->out_blocked = true; /* a client that does not read its replies */
+            bufferevent_disable(s->bev, EV_READ);
+            return;
+        }
         in = bufferevent_get_input(s->bev);
         line = turn_read_line(in, &toolong, &hasnul);
         if (line == NULL) {
@@ -686,7 +704,10 @@ static void turn_session_write_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     if (s->state == TURN_S_CLOSING)
         turn_session_free(s);
-    else if (s->tls_pending)
+    else if (s->out_blocked) {
+        s->out_blocked = false;
+        turn_resume(s);
+    } else if (s->tls_pending)
         turn_starttls_wrap(s);
     else if (s->state == TURN_S_REVERSING)
         turn_atrn_flushed(s);

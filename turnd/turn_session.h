@@ -45,6 +45,7 @@ struct turn_session {
     bool tls_pending; /* 220 to STARTTLS written, wrap when flushed */
     bool suspended;   /* not reading commands (timer, ETRN request) */
     bool quitting;    /* QUIT seen */
+    bool out_blocked; /* reading paused until our replies drain */
     char helo[STORE_DOMAIN_MAX];
     struct turn_sasl *sasl;
     char mech[32];

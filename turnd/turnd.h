@@ -32,9 +32,9 @@
 
 #define TURN_ODMR_LINE_MAX 8192 /* ATRN with many domains exceeds 512 */
 #define TURN_AUTH_FAIL_MAX 3    /* RFC 4954: not before 3 failures */
-#define TURN_LEASE_TTL 600      /* seconds a claim lease lasts between renewals */
-#define TURN_LEASE_RENEW 120    /* renewal period */
-#define TURN_ETRN_TIMEOUT 10    /* control socket request limit, seconds */
+#define TURN_LEASE_TTL     600  /* seconds a claim lease lasts between renewals */
+#define TURN_LEASE_RENEW   120  /* renewal period */
+#define TURN_ETRN_TIMEOUT  10   /* control socket request limit, seconds */
 
 struct event_base;
 struct event;

@@ -73,7 +73,7 @@ e2e_dump_logs() {
     [ -n "${W:-}" ] && [ -d "$W" ] || return 0
     for f in "$W"/logs/*; do
         [ -s "$f" ] || continue
-        case $f in *.queries | *.wire | */swaks) continue ;; esac
+        case $f in *.queries | *.wire | */swaks | */queuectl) continue ;; esac
         echo "----- tail of ${f#"$W"/}"
         tail -n "${E2E_LOG_LINES:-40}" "$f" | cut -c1-400
     done
@@ -542,6 +542,22 @@ hm_held() {
     [ "$(hm_queue_count "$@")" = "$n" ]
 }
 
+# hm_rcpt_count [--domain D | --site S] - recipients holdmx holds.
+hm_rcpt_count() {
+    hm_ctl queue list "$@" --json >/dev/null 2>&1 || {
+        echo -1
+        return 1
+    }
+    e2e_py queue-rcpts "$W/logs/queuectl.last" | grep -c @
+}
+
+# hm_held_rcpts N [filters] - true when holdmx holds exactly N recipients.
+hm_held_rcpts() {
+    local n=$1
+    shift
+    [ "$(hm_rcpt_count "$@")" = "$n" ]
+}
+
 # hm_alive - queued is still running.
 hm_alive() { [ -n "${HM_PID:-}" ] && kill -0 "$HM_PID" 2>/dev/null; }
 
@@ -630,9 +646,9 @@ CONF
 }
 
 # start_postfix - postfix check + start; records the master PID; starts
-# the DSN sink; registers stop_postfix for cleanup.
+# the DSN sink (unless PF_NO_DSN_SINK=1); registers stop_postfix for cleanup.
 start_postfix() {
-    start_sink dsn 127.0.0.1 "$PF_SINK_PORT"
+    [ "${PF_NO_DSN_SINK:-0}" = 1 ] || start_sink dsn 127.0.0.1 "$PF_SINK_PORT"
     /usr/sbin/postfix -c "$PF/etc" check >>"$W/logs/postfix.ctl" 2>&1 || e2e_die "postfix check failed: $(cat "$W/logs/postfix.ctl")"
     /usr/sbin/postfix -c "$PF/etc" start >>"$W/logs/postfix.ctl" 2>&1 || e2e_die "postfix start failed: $(cat "$W/logs/postfix.ctl")"
     e2e_on_cleanup stop_postfix

@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 
 #define HM_SINK_MAX_CONNS 64
-#define HM_SINK_LINE_MAX 4096
+#define HM_SINK_LINE_MAX  4096
 
 struct hm_sink;
 

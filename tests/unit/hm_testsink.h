@@ -23,30 +23,30 @@ struct event_base;
 struct hm_sink;
 
 struct hm_sink_cfg {
-    const char *addr;          /* listen address, default "127.0.0.1" */
-    const char *greeting;      /* whole greeting with CRLFs; default one 220 line */
-    int greeting_delay_ms;     /* send the greeting this late */
-    bool ehlo_reject;          /* answer EHLO with 502 (client must use HELO) */
-    bool pipelining;           /* advertise PIPELINING */
-    bool eightbitmime;         /* advertise 8BITMIME */
-    bool dsn;                  /* advertise DSN */
-    bool size_adv;             /* advertise SIZE [size_max] */
-    uint64_t size_max;         /* with size_adv; 0 = no fixed limit */
-    int data_code;             /* reply to DATA; 0 = 354 */
-    int dot_code;              /* reply after the final dot; 0 = 250 */
-    long drop_after_body;      /* >= 0: close after this many body bytes; -1 = never */
-    bool silent_after_dot;     /* never answer the final dot (timeout tests) */
+    const char *addr;      /* listen address, default "127.0.0.1" */
+    const char *greeting;  /* whole greeting with CRLFs; default one 220 line */
+    int greeting_delay_ms; /* send the greeting this late */
+    bool ehlo_reject;      /* answer EHLO with 502 (client must use HELO) */
+    bool pipelining;       /* advertise PIPELINING */
+    bool eightbitmime;     /* advertise 8BITMIME */
+    bool dsn;              /* advertise DSN */
+    bool size_adv;         /* advertise SIZE [size_max] */
+    uint64_t size_max;     /* with size_adv; 0 = no fixed limit */
+    int data_code;         /* reply to DATA; 0 = 354 */
+    int dot_code;          /* reply after the final dot; 0 = 250 */
+    long drop_after_body;  /* >= 0: close after this many body bytes; -1 = never */
+    bool silent_after_dot; /* never answer the final dot (timeout tests) */
 };
 
 /* hm_sink_msg - one accepted transaction. */
 struct hm_sink_msg {
-    char *mail_line;   /* the MAIL command as received */
+    char *mail_line; /* the MAIL command as received */
     char *sender;
-    char **rcpts;      /* accepted recipients */
+    char **rcpts; /* accepted recipients */
     size_t nrcpts;
-    char *raw;         /* data lines as on the wire (stuffed), without the final dot */
+    char *raw; /* data lines as on the wire (stuffed), without the final dot */
     size_t raw_len;
-    char *body;        /* unstuffed */
+    char *body; /* unstuffed */
     size_t body_len;
 };
 

@@ -267,11 +267,36 @@ static void test_long_value(void **state)
     free(errs);
 }
 
+/* test_syntax - BOM, CRLF, indentation, "key: value", comments of both kinds. */
+static void test_syntax(void **state)
+{
+    struct conf cf;
+    char *errs = NULL;
+
+    (void)state;
+    if (test_load("\xef\xbb\xbfsasl_app = a#b   ; inline comment\r\n"
+                  "# hash comment\r\n"
+                  "   ; indented comment\r\n"
+                  "sasl_realm: isp.example\r\n"
+                  "[site default]\r\n"
+                  "    hostname = mx.isp.example\r\n"
+                  "    smtp_listen = 127.0.0.1:2525;not-a-comment-without-blank\r\n",
+                  &cf, &errs) != 1)
+        fail_msg("expected exactly the smtp_listen error:\n%s", errs);
+    assert_string_equal(cf.sasl_app, "a#b");
+    assert_string_equal(cf.sasl_realm, "isp.example");
+    assert_string_equal(cf.sites[0].hostname, "mx.isp.example");
+    assert_non_null(strstr(errs, ":7: bad value for smtp_listen"));
+    conf_free(&cf);
+    free(errs);
+}
+
 /* test_error_classes - each class of problem alone gives one message. */
 static void test_error_classes(void **state)
 {
     (void)state;
     test_expect_error("nosuch_key = 1\n", "holdmx.conf:1: unknown key \"nosuch_key\"", NULL);
+    test_expect_error("bad\x1b[31mkey = 1\n", "unknown key \"bad?[31mkey\"", NULL);
     test_expect_error("[server x]\nhostname = a.example\n", ":1: unknown section [server x]", NULL);
     test_expect_error("delivery_port = 70000\n", ":1: bad value for delivery_port", "1-65535");
     test_expect_error("delivery_port = 0\n", "bad value for delivery_port", NULL);
@@ -302,7 +327,7 @@ static void test_error_classes(void **state)
                       "auth_plain = always\n",
                       ":4: bad value for auth_plain", "tls or loopback");
     test_expect_error("map_size = 2G\nmap_size_max = 1G\n", ":2: map_size", "map_size_max");
-    test_expect_error("state_dir = a\n  continued\n", ":2: unexpected indented line", NULL);
+    test_expect_error("state_dir = a\n  continued\n", ":2: not a \"key = value\" line", NULL);
 }
 
 /* test_tls_errors - missing files and a certificate without a key. */
@@ -367,7 +392,7 @@ static void test_many_errors(void **state)
                   "hostname = y.example\n"
                   "smtp_listen = 127.0.0.1:99999\n",
                   &cf, &errs);
-    assert_int_equal(n, 6); /* 3 bad lines; x clashes with built-in default; y bad, no listener */
+    assert_int_equal(n, 5); /* 3 bad lines; x clashes with built-in default; y bad */
     assert_non_null(strstr(errs, ":1: unknown key"));
     assert_non_null(strstr(errs, ":2: bad value for hold_time"));
     assert_non_null(strstr(errs, ":3: bad value for delivery_port"));
@@ -392,6 +417,45 @@ static void test_missing_file(void **state)
     conf_free(&cf);
     conf_free(&cf); /* idempotent */
     free(errs);
+}
+
+/* test_garbage - random bytes and hostile lines: no crash, problems counted. */
+static void test_garbage(void **state)
+{
+    static const char alphabet[] = "[]=:;#, \t\r\n\\\"'abcsite default0123456789.\x01\xff";
+    char text[3000], *errs;
+    struct conf cf;
+    unsigned seed = 12345;
+
+    (void)state;
+    for (int round = 0; round < 300; round++) {
+        size_t len = (size_t)(rand_r(&seed) % (sizeof(text) - 1));
+        for (size_t i = 0; i < len; i++)
+            text[i] = alphabet[(size_t)rand_r(&seed) % (sizeof(alphabet) - 1)];
+        text[len] = '\0';
+        for (size_t i = 0; i < len; i++)
+            if (text[i] == '\0')
+                text[i] = 'x';
+        errs = NULL;
+        assert_true(test_load(text, &cf, &errs) >= 0);
+        assert_non_null(conf_site_find(&cf, "default"));
+        conf_free(&cf);
+        free(errs);
+    }
+    /* one line far past every buffer: reported, not truncated silently */
+    {
+        char *big = malloc(10000);
+        assert_non_null(big);
+        memcpy(big, "state_dir = ", 12);
+        memset(big + 12, 'a', 9000);
+        strcpy(big + 9012, "\n");
+        errs = NULL;
+        assert_int_equal(test_load(big, &cf, &errs), 1);
+        assert_non_null(strstr(errs, ":1: line longer than"));
+        conf_free(&cf);
+        free(errs);
+        free(big);
+    }
 }
 
 /* test_duration - units, zero, overflow, junk. */
@@ -508,11 +572,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_classes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_clash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_size),
         cmocka_unit_test(test_addr),

