@@ -4,4 +4,4 @@
 # HOLDMX_SRC (set by ctest); exits 77 when queued or queuectl is not built.
 set -u
 : "${HOLDMX_BUILD:?}" "${HOLDMX_SRC:?}"
-exec timeout 300 python3 "$HOLDMX_SRC/tests/proto/smtpd_harness.py" tls
+exec timeout 300 python3 "$HOLDMX_SRC/tests/proto/smtpd_harness.py" etrncount
