@@ -7,7 +7,8 @@ set -eu
 PKGS="build-essential cmake pkg-config
 liblmdb-dev lmdb-utils libevent-dev libsasl2-dev libsasl2-modules sasl2-bin
 libc-ares-dev libssl-dev libinih-dev libcmocka-dev
-postfix fetchmail swaks dnsmasq dnsutils openssl python3 iproute2 curl"
+postfix fetchmail swaks dnsmasq dnsutils openssl python3 iproute2 curl
+prometheus"
 
 missing=""
 for p in $PKGS; do

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,10 +46,15 @@ struct oc_opts {
 };
 
 /* oc_die - print a reason and exit with code. */
-static void oc_die(int code, const char *fmt, const char *arg)
+static void oc_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void oc_die(int code, const char *fmt, ...)
 {
+    va_list ap;
+
     fprintf(stderr, "odmr-customer: ");
-    fprintf(stderr, fmt, arg);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputc('\n', stderr);
     exit(code);
 }

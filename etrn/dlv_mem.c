@@ -4,7 +4,9 @@
  * dlv_start_mem() copies one struct dlv_mem_msg (sender, recipients,
  * body) so the caller may free its own copy at once; outcomes are only
  * counted (and logged by the engine), since there is no store record.
- * Used for DSNs sent to bounce_relay.
+ * Used for DSNs sent to bounce_relay.  A body with 8-bit bytes (a DSN
+ * quoting an 8BITMIME original) is sent with BODY=8BITMIME, so it needs a
+ * relay that offers 8BITMIME (the engine's policy: no downgrading).
  */
 #include "dlv.h"
 #include "dlv_src.h"
@@ -20,6 +22,7 @@ struct dlv_mem {
     size_t nrcpts;
     char *body;
     size_t body_len;
+    bool eightbit; /* some byte >= 0x80: declare BODY=8BITMIME */
 };
 
 /* dlv_mem_nmsgs - always one message. */
@@ -39,7 +42,7 @@ static void dlv_mem_msg(void *ctx, size_t i, struct dlv_src_msg *out)
     strcpy(out->qid, "-");
     out->sender = m->sender;
     out->size = m->body_len;
-    out->body_type = STORE_BODY_NONE;
+    out->body_type = m->eightbit ? STORE_BODY_8BITMIME : STORE_BODY_NONE;
     out->ret = STORE_RET_NONE;
     out->nrcpts = m->nrcpts;
 }
@@ -110,5 +113,7 @@ struct dlv_session *dlv_start_mem(struct event_base *base, struct bufferevent *b
     m->body = xmalloc(msg->body_len ? msg->body_len : 1);
     if (msg->body_len)
         memcpy(m->body, msg->body, msg->body_len);
+    for (size_t i = 0; i < msg->body_len && !m->eightbit; i++)
+        m->eightbit = (unsigned char)msg->body[i] >= 0x80;
     return dlv_start_src(base, bev, &dlv_mem_ops, m, opts, done, arg);
 }

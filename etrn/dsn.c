@@ -270,7 +270,7 @@ int dsn_build(const struct dsn_input *in, char **out, size_t *len)
     return rc;
 }
 
-/* dsn_store_read - dsn_read_fn over store_body_read. */
+/* dsn_store_arg - what dsn_store_read needs to find the body. */
 struct dsn_store_arg {
     struct store *st;
     store_msgid_t id;

@@ -92,7 +92,12 @@ struct dns_resolver *etrn_dns(struct etrn_engine *e)
 {
     char err[256];
 
+    if (e->dns != NULL && e->dns_stale && e->nruns == 0 && e->ndsns == 0) {
+        dns_free(e->dns);
+        e->dns = NULL;
+    }
     if (e->dns == NULL) {
+        e->dns_stale = false;
         e->dns = dns_new(e->base, e->cf->dns_servers, err, sizeof(err));
         if (e->dns == NULL)
             log_error("etrn: resolver unavailable: %s", err);
@@ -160,11 +165,8 @@ void etrn_engine_set_conf(struct etrn_engine *e, const struct conf *cf)
 {
     e->cf = cf;
     etrn_self_rebuild(e);
-    /* The resolver follows dns_servers: recreate it when idle, else on next use. */
-    if (e->dns != NULL && e->nruns == 0 && e->ndsns == 0) {
-        dns_free(e->dns);
-        e->dns = NULL;
-    }
+    /* The resolver follows dns_servers: recreated by etrn_dns() once nothing uses it. */
+    e->dns_stale = true;
 }
 
 /* etrn_shutdown - stop starting runs; abort active ones (mail stays held). */

@@ -23,6 +23,7 @@
 #define ETRN_RATE_MAX_CLIENTS 4096
 #define ETRN_DSN_MAX_INFLIGHT 4
 #define ETRN_NOTES_PER_TICK   16
+#define ETRN_CLAIM_BATCH      500 /* messages claimed per round of a run (bounds memory) */
 
 struct etrn_run;
 struct etrn_dsn;
@@ -58,6 +59,7 @@ struct etrn_engine {
     size_t ndsns;
     struct event *renew_ev;
     bool shutting_down;
+    bool dns_stale; /* dns_servers may have changed: recreate the resolver when idle */
     uint64_t next_id;
     /* self names and addresses for the relay rule, rebuilt from cf */
     const char **self_names;

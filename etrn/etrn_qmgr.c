@@ -186,6 +186,19 @@ static void etrn_relay_route(const struct conf_addr *a, char *out, size_t outsz)
         snprintf(out, outsz, "%.*s:%u", (int)(outsz > 16 ? outsz - 16 : 0), a->host, a->port);
 }
 
+/* etrn_hold_until - when the note's mail expires: arrival + the domain's hold time (or the
+ * default). */
+static int64_t etrn_hold_until(struct etrn_engine *e, const struct store_note *n)
+{
+    struct store_domain d;
+    int64_t hold = e->cf->hold_time;
+
+    if (n->nrcpts > 0 && store_domain_get(e->st, n->rcpts[0].domain, &d) == STORE_OK &&
+        d.hold_time >= 0)
+        hold = d.hold_time;
+    return n->info.arrival + hold;
+}
+
 /* etrn_dsn_start - build and send the DSN of one note. */
 static void etrn_dsn_start(struct etrn_engine *e, const struct store_note *n, int64_t now)
 {
@@ -194,7 +207,7 @@ static void etrn_dsn_start(struct etrn_engine *e, const struct store_note *n, in
     char route[CONF_HOST_MAX + 16], qid[STORE_ID_LEN];
     char *text = NULL;
     size_t len = 0;
-    int64_t until = n->info.arrival + e->cf->hold_time;
+    int64_t until = etrn_hold_until(e, n);
     int rc;
 
     store_id_format(n->msgid, qid);

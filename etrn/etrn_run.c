@@ -3,12 +3,16 @@
  *
  * States (etrn_run_enter_state is the only writer):
  *   RESOLVING  mx_resolve() of the route or MX (never blocks the loop)
- *   DELIVERING the claim (store_claim, leased to this process) is split
- *              over up to delivery_concurrency workers; each worker tries
+ *   DELIVERING a claim of up to ETRN_CLAIM_BATCH messages (store_claim,
+ *              leased to this process) is split over up to
+ *              delivery_concurrency workers; each worker tries
  *              the targets in order (connection refused or timed out ->
  *              next target) and hands the connected socket to the dlv
  *              engine with its share of the claim
- *   DONE       every worker finished; the run is logged and freed
+ *              When every worker finished, a full batch with nothing
+ *              deferred starts another round (new claim, new connections);
+ *              a deferral ends the run so a failing customer cannot loop.
+ *   DONE       the last round finished; the run is logged and freed
  * A worker that runs out of targets defers its recipients ("4.4.1 ...");
  * a null MX fails them with 556 5.1.10; "we are the best MX", NXDOMAIN
  * and DNS trouble claim nothing: the mail simply stays held (hold-queue
@@ -58,11 +62,15 @@ struct etrn_run {
     bool aborting;
     bool starting; /* workers being started: do not free on a synchronous finish */
     size_t delivered, deferred, failed;
+    bool round_full;        /* the last claim hit ETRN_CLAIM_BATCH */
+    size_t deferred_before; /* r->deferred when the round started */
+    unsigned rounds;
     int64_t started;
     struct etrn_run *next;
 };
 
 static void etrn_worker_try(struct etrn_worker *w);
+static void etrn_run_deliver(struct etrn_run *r, int outcome);
 
 /* etrn_run_enter_state - the only writer of run->state. */
 static void etrn_run_enter_state(struct etrn_run *r, enum etrn_run_state st)
@@ -108,8 +116,9 @@ static void etrn_run_free(struct etrn_run *r)
 static void etrn_run_finish(struct etrn_run *r)
 {
     etrn_run_enter_state(r, ETRN_RUN_DONE);
-    log_info("etrn: run for %s finished: delivered=%zu, deferred=%zu, failed=%zu, time=%llds",
-             r->dom.name, r->delivered, r->deferred, r->failed,
+    log_info("etrn: run for %s finished: delivered=%zu, deferred=%zu, failed=%zu, rounds=%u, "
+             "time=%llds",
+             r->dom.name, r->delivered, r->deferred, r->failed, r->rounds,
              (long long)(etrn_now() - r->started));
     if (!r->aborting && !r->starting)
         etrn_run_free(r);
@@ -148,14 +157,32 @@ static void etrn_settle_claim(struct etrn_run *r, struct store_claim *c, int kin
     }
 }
 
-/* etrn_worker_finished - one worker is done; the last one ends the run. */
+/* etrn_run_next_round - the round is over: claim the next batch, or end the run. */
+static void etrn_run_next_round(struct etrn_run *r)
+{
+    bool more = r->round_full && r->deferred == r->deferred_before && !r->aborting &&
+                !r->starting && !r->e->shutting_down;
+
+    if (!more) {
+        etrn_run_finish(r);
+        return;
+    }
+    for (size_t i = 0; i < r->nworkers; i++)
+        store_claim_free(r->workers[i].claim); /* all NULL: every worker finished */
+    free(r->workers);
+    r->workers = NULL;
+    r->nworkers = r->nfinished = 0;
+    etrn_run_deliver(r, MX_OK);
+}
+
+/* etrn_worker_finished - one worker is done; the last one ends the round. */
 static void etrn_worker_finished(struct etrn_worker *w)
 {
     struct etrn_run *r = w->run;
 
     w->finished = true;
     if (++r->nfinished == r->nworkers)
-        etrn_run_finish(r);
+        etrn_run_next_round(r);
 }
 
 /* etrn_worker_done - the dlv engine finished this worker's share. */
@@ -251,7 +278,7 @@ static void etrn_run_deliver(struct etrn_run *r, int outcome)
     size_t k, nmsgs;
     int rc;
 
-    rc = store_claim(r->e->st, &dom, 1, false, &r->e->owner, ETRN_LEASE_TTL, 0, &c);
+    rc = store_claim(r->e->st, &dom, 1, false, &r->e->owner, ETRN_LEASE_TTL, ETRN_CLAIM_BATCH, &c);
     if (rc != STORE_OK || c == NULL || c->nmsgs == 0) {
         if (rc != STORE_OK)
             log_error("etrn: claiming mail of %s: %s", dom, store_strerror(rc));
@@ -269,6 +296,9 @@ static void etrn_run_deliver(struct etrn_run *r, int outcome)
     if (k > c->nmsgs)
         k = c->nmsgs;
     nmsgs = c->nmsgs;
+    r->round_full = nmsgs >= ETRN_CLAIM_BATCH;
+    r->deferred_before = r->deferred;
+    r->rounds++;
     shares = xcalloc(k, sizeof(*shares));
     etrn_split(c, shares, k);
     r->workers = xcalloc(k, sizeof(*r->workers));
@@ -279,7 +309,7 @@ static void etrn_run_deliver(struct etrn_run *r, int outcome)
     }
     free(shares);
     etrn_run_enter_state(r, ETRN_RUN_DELIVERING);
-    log_info("etrn: run for %s: %zu messages over %zu connections, first target %s[%s]:%u", dom,
+    log_info("etrn: run for %s: %zu message(s) over %zu connection(s), first target %s[%s]:%u", dom,
              nmsgs, k, r->targets[0].host, r->targets[0].addr.text, r->targets[0].port);
     r->starting = true;
     for (size_t i = 0; i < k; i++)

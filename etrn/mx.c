@@ -184,9 +184,29 @@ struct mx_query {
     struct mx_target literal;
 };
 
+/* mx_strv_dup - deep copy of n strings (the query outlives a configuration reload). */
+static const char **mx_strv_dup(const char *const *v, size_t n)
+{
+    const char **out = xcalloc(n ? n : 1, sizeof(*out));
+
+    for (size_t i = 0; i < n; i++)
+        out[i] = xstrdup(v[i]);
+    return out;
+}
+
+/* mx_strv_free - free an mx_strv_dup copy. */
+static void mx_strv_free(const char *const *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free((char *)v[i]);
+    free((void *)v);
+}
+
 /* mx_query_free - cancel outstanding DNS requests and free q. */
 static void mx_query_free(struct mx_query *q)
 {
+    mx_strv_free(q->self.names, q->self.nnames);
+    mx_strv_free(q->self.addrs, q->self.naddrs);
     if (q->mx_id)
         dns_cancel(q->r, q->mx_id);
     for (size_t i = 0; i < q->nhosts; i++) {
@@ -397,8 +417,12 @@ struct mx_query *mx_resolve(struct dns_resolver *r, const char *domain, const ch
     q->r = r;
     snprintf(q->domain, sizeof(q->domain), "%s", domain);
     q->port = port;
-    if (self)
-        q->self = *self;
+    if (self) {
+        q->self.names = mx_strv_dup(self->names, self->nnames);
+        q->self.nnames = self->nnames;
+        q->self.addrs = mx_strv_dup(self->addrs, self->naddrs);
+        q->self.naddrs = self->naddrs;
+    }
     q->cb = cb;
     q->arg = arg;
     if (route && route[0]) {

@@ -95,7 +95,8 @@ static void ctl_export_load(struct ctl_export *x, FILE *f)
         }
         x->done[x->ndone++] = id;
     }
-    qsort(x->done, x->ndone, sizeof(*x->done), ctl_id_cmp);
+    if (x->ndone > 1)
+        qsort(x->done, x->ndone, sizeof(*x->done), ctl_id_cmp);
     x->listed = x->ndone;
 }
 
@@ -296,7 +297,7 @@ int ctl_export_msg(struct ctl_export *x, struct store *st, store_msgid_t id, con
     char idb[STORE_ID_LEN], name[STORE_ID_LEN + 8];
     int rc;
 
-    if (bsearch(&id, x->done, x->ndone, sizeof(id), ctl_id_cmp) != NULL)
+    if (x->ndone > 0 && bsearch(&id, x->done, x->ndone, sizeof(id), ctl_id_cmp) != NULL)
         return 0;
     rc = store_msg_get(st, id, &m, &r, &nr);
     if (rc == STORE_NOTFOUND)
@@ -456,7 +457,7 @@ static int ctl_drain_local(const struct conf *cf, const char *site, enum ctl_dra
         rc = EX_IOERR;
     } else {
         p->total = ids.n;
-        p->start = ctl_now();
+        p->start = p->last = ctl_now();
         rc = ctl_drain_messages(st, &ids, mode, arg, x, p);
         ctl_progress_draw(p, true);
     }
@@ -512,7 +513,7 @@ static int ctl_drain_etrn(const struct conf *cf, const char *site, struct ctl_pr
         return rc;
     prev = ctl_drain_count(st, site);
     p->total = prev > 0 ? (size_t)prev : 0;
-    p->start = last_progress = last_kick = ctl_now();
+    p->start = p->last = last_progress = last_kick = ctl_now();
     while ((left = ctl_drain_count(st, site)) > 0 && !ctl_drain_stop) {
         double now = ctl_now();
 
@@ -606,12 +607,14 @@ int ctl_site_drain(const struct conf *cf, int argc, char **argv)
                 "Run the same command again to finish\n",
                 p.done, p.total, site);
     else if (rc == 0)
-        printf("drain: site %s is empty and paused (%zu message%s %s). To retire it: "
-               "queuectl site delete %s; to reopen it: queuectl site resume %s\n",
+        printf("drain: site %s is empty and paused (%zu message%s %s). %s%s%sTo reopen it: "
+               "queuectl site resume %s\n",
                site, p.done, p.done == 1 ? "" : "s",
                mode == CTL_DRAIN_MOVE     ? "moved"
                : mode == CTL_DRAIN_EXPORT ? "exported"
                                           : "delivered",
-               site, site);
+               strcmp(site, "default") != 0 ? "To retire it: queuectl site delete " : "",
+               strcmp(site, "default") != 0 ? site : "", strcmp(site, "default") != 0 ? ". " : "",
+               site);
     return rc;
 }

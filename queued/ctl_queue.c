@@ -469,9 +469,18 @@ static int ctl_queue_flush(const struct conf *cf, int argc, char **argv)
         fprintf(stderr, "queuectl: queued did not answer the flush request in time\n");
         return EX_TEMPFAIL;
     }
-    printf("flush %s: %s\n", argv[2], reply);
-    if (ctl_client_ok(reply))
+    if (ctl_client_ok(reply)) {
+        printf("flush %s: %s\n", argv[2], reply + 3);
         return 0;
+    }
+    if (strncmp(reply, "ERR unknown", 11) == 0)
+        fprintf(stderr, "queuectl: %s is not a domain held here (see queuectl domain list)\n",
+                argv[2]);
+    else if (strncmp(reply, "ERR disabled", 12) == 0)
+        fprintf(stderr, "queuectl: ETRN is disabled for %s (queuectl domain set %s --etrn)\n",
+                argv[2], argv[2]);
+    else
+        fprintf(stderr, "queuectl: queued refused the flush of %s: %s\n", argv[2], reply);
     return strstr(reply, "unknown") != NULL || strstr(reply, "disabled") != NULL ? EX_DATAERR
                                                                                  : EX_TEMPFAIL;
 }

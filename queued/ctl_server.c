@@ -30,6 +30,8 @@
 #include "metrics.h"
 #include "xalloc.h"
 
+#define CTL_OUT_MAX (64 * 1024) /* unread replies before we stop reading */
+
 enum ctl_conn_state {
     CTL_CONN_READING = 0, /* waiting for request lines */
     CTL_CONN_CLOSING,     /* last reply queued; close once it is written */
@@ -286,6 +288,18 @@ static void ctl_conn_reply(struct ctl_conn *c, const char *reply)
     evbuffer_add(out, "\n", 1);
 }
 
+/*
+ * ctl_conn_backlogged - a client that does not read its replies: stop
+ * reading its requests until the output drains (write_cb resumes).
+ */
+static bool ctl_conn_backlogged(struct ctl_conn *c)
+{
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) < CTL_OUT_MAX)
+        return false;
+    bufferevent_disable(c->bev, EV_READ);
+    return true;
+}
+
 /* ctl_conn_read_cb - handle every complete request line. */
 static void ctl_conn_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -295,8 +309,9 @@ static void ctl_conn_read_cb(struct bufferevent *bev, void *arg)
     unsigned flags;
     int rc;
 
-    while (c->state == CTL_CONN_READING && (rc = line_read(&c->lr, bufferevent_get_input(bev), line,
-                                                           &len, &flags, &raw)) != LINE_NONE) {
+    while (c->state == CTL_CONN_READING && !ctl_conn_backlogged(c) &&
+           (rc = line_read(&c->lr, bufferevent_get_input(bev), line, &len, &flags, &raw)) !=
+               LINE_NONE) {
         bool close_after = false;
 
         if (rc == LINE_TOOLONG) {
@@ -308,8 +323,10 @@ static void ctl_conn_read_cb(struct bufferevent *bev, void *arg)
             close_after = ctl_dispatch(c->srv, line, reply, sizeof(reply));
         }
         ctl_conn_reply(c, reply);
-        if (close_after)
-            ctl_conn_enter_state(c, CTL_CONN_CLOSING);
+        if (close_after) {
+            ctl_conn_enter_state(c, CTL_CONN_CLOSING); /* may free c */
+            return;
+        }
     }
 }
 
@@ -318,9 +335,14 @@ static void ctl_conn_write_cb(struct bufferevent *bev, void *arg)
 {
     struct ctl_conn *c = arg;
 
-    (void)bev;
-    if (c->state == CTL_CONN_CLOSING)
+    if (c->state == CTL_CONN_CLOSING) {
         ctl_server_close_conn(c);
+        return;
+    }
+    if (!(bufferevent_get_enabled(bev) & EV_READ)) {
+        bufferevent_enable(bev, EV_READ);
+        ctl_conn_read_cb(bev, c);
+    }
 }
 
 /* ctl_conn_event_cb - EOF, error or idle timeout. */
@@ -373,9 +395,12 @@ static bool ctl_stale_check(const struct sockaddr_un *sun, char *err, size_t err
     struct stat sb;
     int fd;
 
-    if (lstat(sun->sun_path, &sb) < 0)
-        return errno == ENOENT ||
-               (snprintf(err, errlen, "%s: %s", sun->sun_path, strerror(errno)) < 0);
+    if (lstat(sun->sun_path, &sb) < 0) {
+        if (errno == ENOENT)
+            return true;
+        snprintf(err, errlen, "%s: %s", sun->sun_path, strerror(errno));
+        return false;
+    }
     if (!S_ISSOCK(sb.st_mode)) {
         snprintf(err, errlen, "%s exists and is not a socket: move it away", sun->sun_path);
         return false;

@@ -192,6 +192,11 @@ void smtpd_cmd_toolong(struct smtpd_session *s);
 const char *smtpd_cmd_name(int idx);
 int smtpd_cmd_count(void);
 
+/* smtpd_envelope.c and smtpd_etrn.c: command handlers used by the table */
+void smtpd_mail(struct smtpd_session *s, char *args);
+void smtpd_rcpt(struct smtpd_session *s, char *args);
+void smtpd_etrn(struct smtpd_session *s, char *args);
+
 /* smtpd_addr.c */
 enum smtpd_addr_status { SMTPD_ADDR_OK = 0, SMTPD_ADDR_SYNTAX, SMTPD_ADDR_TOOLONG };
 int smtpd_path_parse(const char **p, char *out, size_t outsz, bool allow_null, const char **domain);

@@ -9,8 +9,8 @@
  * sends SIGTERM, waits up to SUPERVISE_STOP_WAIT seconds, then SIGKILLs.
  *
  * The binary is cf->turnd_path when set, else "turnd" next to queued's own
- * executable (the directory of argv0, or of /proc/self/exe when argv0 has
- * no slash), else ../turnd/turnd from there (the build tree layout).
+ * executable (the directory of /proc/self/exe, or of argv0 when /proc is
+ * not available), else ../turnd/turnd from there (the build tree layout).
  * -f is passed through when queued logs to a terminal or file (it runs in
  * the foreground): stderr is then not /dev/null.  Only the child's own pid
  * is ever waited for or signalled.
@@ -64,14 +64,14 @@ static char *supervise_dir_of(const char *argv0)
     ssize_t n;
     char *slash;
 
-    if (argv0 != NULL && strchr(argv0, '/') != NULL) {
-        snprintf(buf, sizeof(buf), "%s", argv0);
-    } else {
-        n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-        if (n <= 0)
-            return xstrdup(".");
+    /* /proc/self/exe first: queued may have done chdir("/") when it detached */
+    n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    if (n > 0)
         buf[n] = '\0';
-    }
+    else if (argv0 != NULL && strchr(argv0, '/') != NULL)
+        snprintf(buf, sizeof(buf), "%s", argv0);
+    else
+        return xstrdup(".");
     if (realpath(buf, real) != NULL)
         snprintf(buf, sizeof(buf), "%s", real);
     slash = strrchr(buf, '/');

@@ -81,7 +81,7 @@ int store_msg_load(struct store_tx *tx, store_msgid_t id, struct store_msg_rec *
     if ((rc = store_tx_get(tx, STORE_DB_MSG, k, sizeof(k), &v)) != STORE_OK)
         return rc;
     if (!store_msg_decode_val(&v, id, m)) {
-        store_set_error(tx->st, "message %llx: envelope record corrupt", (unsigned long long)id);
+        store_set_error(tx->st, "message %010llX: envelope record corrupt", (unsigned long long)id);
         return STORE_CORRUPT;
     }
     return STORE_OK;

@@ -39,7 +39,7 @@ int store_rcpts_load(struct store_tx *tx, const struct store_msg_rec *m,
         if (rc != STORE_OK) {
             free(a);
             if (rc == STORE_NOTFOUND)
-                store_set_error(tx->st, "message %llx: recipient %u missing",
+                store_set_error(tx->st, "message %010llX: recipient %u missing",
                                 (unsigned long long)m->i.id, (unsigned)i);
             return rc == STORE_NOTFOUND ? STORE_CORRUPT : rc;
         }
@@ -103,7 +103,7 @@ static int store_body_chunk(struct store_tx *tx, const struct store_msg_rec *m, 
     want = m->i.size - start > STORE_CHUNK_SIZE ? STORE_CHUNK_SIZE : m->i.size - start;
     rc = store_tx_get(tx, STORE_DB_BODY, k, sizeof(k), v);
     if (rc == STORE_NOTFOUND || (rc == STORE_OK && v->mv_size != want)) {
-        store_set_error(tx->st, "message %llx: body chunk %u missing or wrong size",
+        store_set_error(tx->st, "message %010llX: body chunk %u missing or wrong size",
                         (unsigned long long)m->i.id, (unsigned)c);
         return STORE_CORRUPT;
     }

@@ -25,7 +25,9 @@
  * Arrival times are supplied by the caller and may be out of id order by
  * the few seconds a group commit spans; such a message is handled on the
  * next call.  A recipient leased by a live owner is not expired while its
- * delivery runs.
+ * delivery runs.  A message or note whose records cannot be decoded is
+ * skipped with a warning (store_expire, store_note_next) instead of
+ * blocking everything behind it; the operator deletes it.
  */
 #include "store_private.h"
 
@@ -231,10 +233,17 @@ static int store_note_next_tx(struct store_tx *tx, void *arg)
             break;
         }
         rc = store_note_fill(tx, &k, &v, &j->notes[j->n]);
-        if (rc == STORE_OK)
+        if (rc == STORE_OK) {
             j->n++;
-        else
+        } else {
             free(j->notes[j->n].rcpts);
+            j->notes[j->n].rcpts = NULL;
+        }
+        if (rc == STORE_CORRUPT) { /* do not let one bad note block every DSN */
+            log_warn("queue: note of message %010llX skipped: %s",
+                     (unsigned long long)store_get_be64(k.mv_data), tx->st->errbuf);
+            rc = STORE_OK;
+        }
     }
     mdb_cursor_close(cur);
     if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -272,7 +281,8 @@ static int store_note_done_tx(struct store_tx *tx, void *arg)
     store_nkey(k, j->id, j->kind);
     if ((rc = store_tx_del(tx, STORE_DB_NOTES, k, sizeof(k), NULL, 0)) != STORE_OK)
         return rc;
-    return store_msg_maybe_done(tx, j->id);
+    rc = store_msg_maybe_done(tx, j->id);
+    return rc == STORE_CORRUPT ? STORE_OK : rc; /* a damaged message stays for the operator */
 }
 
 /* store_note_done - the DSN for (msgid, kind) was handed to the relay. */
@@ -296,6 +306,7 @@ struct store_expire_job {
     bool done;
     size_t expired, warned; /* totals over committed batches */
     size_t b_expired, b_warned;
+    struct store_alive_cache alive;
 };
 
 /* store_expire_bound - the smallest deadline: default and override bounds. */
@@ -354,7 +365,7 @@ static int store_expire_rcpt(struct store_tx *tx, struct store_expire_job *j,
         return rc;
     if (hold > 0 && age >= hold) {
         if (r->i.state == STORE_RCPT_LEASED && r->i.lease_expiry >= j->now &&
-            store_owner_alive(r->i.lease_pid, r->lease_start))
+            store_owner_alive(&j->alive, r->i.lease_pid, r->lease_start))
             return STORE_OK; /* being delivered right now */
         if ((rc = store_rcpt_finalise(tx, m, r, STORE_RCPT_FAILED)) != STORE_OK)
             return rc;
@@ -404,6 +415,40 @@ static int store_expire_msg(struct store_tx *tx, struct store_expire_job *j, sto
     return store_msg_maybe_done(tx, id);
 }
 
+/*
+ * store_expire_one - one message in a nested transaction, so that a
+ * damaged record met half-way leaves that message untouched (and is
+ * skipped with a warning) while the rest of the batch goes on.
+ */
+static int store_expire_one(struct store_tx *tx, struct store_expire_job *j, store_msgid_t id)
+{
+    struct store_tx child;
+    size_t e = j->b_expired, w = j->b_warned;
+    int rc = store_tx_child(tx, &child);
+
+    if (rc != STORE_OK)
+        return rc;
+    rc = store_expire_msg(&child, j, id);
+    if (rc == STORE_OK) {
+        /* a commit frees the child transaction whatever its result */
+        if ((rc = store_tx_child_end(&child, true)) == STORE_OK)
+            return STORE_OK;
+    } else {
+        store_tx_child_end(&child, false);
+    }
+    j->b_expired = e;
+    j->b_warned = w;
+    if (child.map_full) {
+        tx->map_full = true;
+        return STORE_FULL;
+    }
+    if (rc == STORE_CORRUPT) {
+        log_warn("queue: %s; expiry skips the message", tx->st->errbuf);
+        return STORE_OK;
+    }
+    return rc;
+}
+
 /* store_expire_ids - the next batch of old enough message ids. */
 static int store_expire_ids(struct store_tx *tx, struct store_expire_job *j, store_msgid_t *ids,
                             size_t *n)
@@ -423,9 +468,12 @@ static int store_expire_ids(struct store_tx *tx, struct store_expire_job *j, sto
         store_msgid_t id = k.mv_size == 8 ? store_get_be64(k.mv_data) : 0;
 
         if (id == 0 || !store_msg_decode_val(&v, id, &m)) {
-            store_set_error(tx->st, "message record corrupt during expiry walk");
-            rc = STORE_CORRUPT;
-            break;
+            /* one damaged message must not stop expiry of all later ones */
+            log_warn("queue: message %010llX: envelope record corrupt; expiry skips it "
+                     "(queuectl queue delete it)",
+                     (unsigned long long)id);
+            j->next_id = id + 1;
+            continue;
         }
         if (m.i.arrival > j->now - j->bound) {
             j->done = true; /* every later message is younger still */
@@ -452,6 +500,7 @@ static int store_expire_tx(struct store_tx *tx, void *arg)
 
     j->b_expired = j->b_warned = 0;
     j->done = false;
+    j->alive.n = 0;
     j->next_id = j->start; /* a retried batch starts over */
     if ((rc = store_expire_bound(tx, j)) != STORE_OK)
         return rc;
@@ -462,7 +511,7 @@ static int store_expire_tx(struct store_tx *tx, void *arg)
     if ((rc = store_expire_ids(tx, j, ids, &n)) != STORE_OK)
         return rc;
     for (size_t i = 0; i < n && rc == STORE_OK; i++)
-        rc = store_expire_msg(tx, j, ids[i]);
+        rc = store_expire_one(tx, j, ids[i]);
     return rc;
 }
 

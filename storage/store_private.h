@@ -158,7 +158,15 @@ int store_index_add(struct store_tx *tx, const struct store_msg_rec *m,
 
 /* store_rcpt.c */
 int store_rcpt_enter_state(struct store_tx *tx, struct store_rcpt_rec *r, int state);
-bool store_owner_alive(pid_t pid, uint64_t start);
+/* Liveness answers remembered for the length of one call. */
+#define STORE_ALIVE_CACHE 8
+struct store_alive_cache {
+    pid_t pid[STORE_ALIVE_CACHE];
+    uint64_t start[STORE_ALIVE_CACHE];
+    bool alive[STORE_ALIVE_CACHE];
+    unsigned n;
+};
+bool store_owner_alive(struct store_alive_cache *c, pid_t pid, uint64_t start);
 int store_lease_drop(struct store_tx *tx, const struct store_rcpt_rec *r);
 
 /* store_domain.c */

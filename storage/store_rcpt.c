@@ -83,8 +83,8 @@ int store_rcpt_load(struct store_tx *tx, store_msgid_t id, uint32_t idx, struct 
     if ((rc = store_tx_get(tx, STORE_DB_RCPT, k, sizeof(k), &v)) != STORE_OK)
         return rc;
     if (!store_rcpt_decode(&v, id, idx, r)) {
-        store_set_error(tx->st, "message %llx: recipient %u record corrupt", (unsigned long long)id,
-                        (unsigned)idx);
+        store_set_error(tx->st, "message %010llX: recipient %u record corrupt",
+                        (unsigned long long)id, (unsigned)idx);
         return STORE_CORRUPT;
     }
     return STORE_OK;
@@ -119,7 +119,7 @@ int store_rcpt_enter_state(struct store_tx *tx, struct store_rcpt_rec *r, int st
     bool ok = pending && (state != STORE_RCPT_HELD || from == STORE_RCPT_LEASED);
 
     if (!ok || state < STORE_RCPT_HELD || state > STORE_RCPT_FAILED) {
-        store_set_error(tx->st, "message %llx: recipient %u: illegal state change %s -> %s",
+        store_set_error(tx->st, "message %010llX: recipient %u: illegal state change %s -> %s",
                         (unsigned long long)r->i.msgid, (unsigned)r->i.idx,
                         store_rcpt_state_name(from), store_rcpt_state_name(state));
         return STORE_CORRUPT;
@@ -164,8 +164,8 @@ void store_owner_self(struct store_owner *o)
     o->start = store_proc_start(o->pid);
 }
 
-/* store_owner_alive - is the process (pid, start token) still running? */
-bool store_owner_alive(pid_t pid, uint64_t start)
+/* store_owner_probe - is the process (pid, start token) still running? */
+static bool store_owner_probe(pid_t pid, uint64_t start)
 {
     uint64_t now_start;
 
@@ -175,6 +175,26 @@ bool store_owner_alive(pid_t pid, uint64_t start)
         return false;
     now_start = store_proc_start(pid);
     return now_start == 0 || now_start == start;
+}
+
+/*
+ * store_owner_alive - store_owner_probe() with a per-call cache (c may be
+ * NULL), so a walk over many leases of one owner reads /proc once.
+ */
+bool store_owner_alive(struct store_alive_cache *c, pid_t pid, uint64_t start)
+{
+    bool alive;
+
+    for (unsigned i = 0; c && i < c->n; i++)
+        if (c->pid[i] == pid && c->start[i] == start)
+            return c->alive[i];
+    alive = store_owner_probe(pid, start);
+    if (c && c->n < STORE_ALIVE_CACHE) {
+        c->pid[c->n] = pid;
+        c->start[c->n] = start;
+        c->alive[c->n++] = alive;
+    }
+    return alive;
 }
 
 /* store_okey - the leases index key of an owner. */
@@ -231,6 +251,7 @@ struct store_claim_job {
     struct store_msg_rec m; /* the message last looked at */
     bool have_m;
     store_msgid_t max_id; /* highest claimed message id */
+    struct store_alive_cache alive;
 };
 
 /* store_claim_free - free a claim result. */
@@ -279,13 +300,14 @@ static struct store_claim_msg *store_claim_new_msg(struct store_claim_job *j,
 }
 
 /* store_claim_ok - may this recipient be leased now? */
-static bool store_claim_ok(const struct store_claim_job *j, const struct store_rcpt_rec *r)
+static bool store_claim_ok(struct store_claim_job *j, const struct store_rcpt_rec *r)
 {
     if (r->i.state == STORE_RCPT_HELD)
         return true;
     if (r->i.state != STORE_RCPT_LEASED)
         return false;
-    return r->i.lease_expiry < j->now || !store_owner_alive(r->i.lease_pid, r->lease_start);
+    return r->i.lease_expiry < j->now ||
+           !store_owner_alive(&j->alive, r->i.lease_pid, r->lease_start);
 }
 
 /*
@@ -381,6 +403,7 @@ static int store_claim_tx(struct store_tx *tx, void *arg)
         return STORE_IO;
     j->have_m = false;
     j->max_id = 0;
+    j->alive.n = 0;
     for (size_t i = 0; i < j->ndomains && rc == STORE_OK; i++)
         rc = store_claim_domain(tx, j, j->domains[i]);
     return rc;
@@ -428,6 +451,7 @@ struct store_lease_job {
     size_t count;
     struct store_lease_ent *ents;
     size_t nents, cap;
+    struct store_alive_cache alive;
 };
 
 /* store_lease_push - remember one index entry. */
@@ -478,9 +502,10 @@ static int store_lease_collect(struct store_tx *tx, struct store_lease_job *j)
 }
 
 /* store_lease_due - should recover free this lease? */
-static bool store_lease_due(const struct store_lease_job *j, const struct store_rcpt_rec *r)
+static bool store_lease_due(struct store_lease_job *j, const struct store_rcpt_rec *r)
 {
-    return r->i.lease_expiry < j->now || !store_owner_alive(r->i.lease_pid, r->lease_start);
+    return r->i.lease_expiry < j->now ||
+           !store_owner_alive(&j->alive, r->i.lease_pid, r->lease_start);
 }
 
 /* store_lease_apply - renew, release or recover one leased recipient. */
@@ -523,6 +548,7 @@ static int store_lease_tx(struct store_tx *tx, void *arg)
     int rc = store_lease_collect(tx, j);
 
     j->count = 0;
+    j->alive.n = 0;
     for (size_t i = 0; rc == STORE_OK && i < j->nents; i++)
         rc = store_lease_apply(tx, j, &j->ents[i]);
     return rc;

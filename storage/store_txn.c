@@ -10,7 +10,7 @@
  *    transaction is kept;
  *  - MDB_MAP_RESIZED (another process grew the map): adopt its size with
  *    mdb_env_set_mapsize(env, 0) and retry;
- *  - MDB_READERS_FULL: clear stale reader slots and retry.
+ *  - MDB_READERS_FULL: clear stale reader slots (or wait 10 ms) and retry.
  * Retries are bounded.  Callbacks must therefore be idempotent up to the
  * point where they return, which they are because all their effects are in
  * the aborted transaction.  No transaction outlives store_txn_run().
@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define STORE_TXN_RETRIES 40
 
@@ -66,7 +67,21 @@ int store_tx_rc(struct store_tx *tx, int rc, const char *what)
     return STORE_IO;
 }
 
-/* store_txn_grow - double the map (bounded by the maximum); false at the limit. */
+/* store_txn_adopt_size - take over a map size set by another process. */
+static void store_txn_adopt_size(struct store *st)
+{
+    MDB_envinfo ei;
+
+    if (mdb_env_set_mapsize(st->env, 0) == 0 && mdb_env_info(st->env, &ei) == 0)
+        st->map_size = ei.me_mapsize;
+}
+
+/*
+ * store_txn_grow - double the map after MDB_MAP_FULL (bounded by the
+ * maximum); false at the limit.  Called with no transaction open.  (Not
+ * adopting the size recorded on disk first: until our grown size is
+ * committed that record is smaller than our map and would shrink it.)
+ */
 static bool store_txn_grow(struct store *st)
 {
     uint64_t next;
@@ -86,15 +101,6 @@ static bool store_txn_grow(struct store *st)
     return true;
 }
 
-/* store_txn_adopt_size - take over a map size set by another process. */
-static void store_txn_adopt_size(struct store *st)
-{
-    MDB_envinfo ei;
-
-    if (mdb_env_set_mapsize(st->env, 0) == 0 && mdb_env_info(st->env, &ei) == 0)
-        st->map_size = ei.me_mapsize;
-}
-
 /* store_txn_begin - begin a transaction; LMDB code. */
 static int store_txn_begin(struct store *st, bool write, MDB_txn **txn)
 {
@@ -103,8 +109,8 @@ static int store_txn_begin(struct store *st, bool write, MDB_txn **txn)
 
     if (rc == MDB_MAP_RESIZED)
         store_txn_adopt_size(st);
-    else if (rc == MDB_READERS_FULL)
-        mdb_reader_check(st->env, &dead);
+    else if (rc == MDB_READERS_FULL && mdb_reader_check(st->env, &dead) == 0 && dead == 0)
+        usleep(10000); /* every slot is in use by a live reader: give it time */
     return rc;
 }
 

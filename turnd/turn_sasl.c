@@ -18,11 +18,10 @@
 #include <strings.h>
 
 #include "log.h"
+#include "sasl_glue.h"
 #include "xalloc.h"
 
 #define TURN_SASL_MECHS_MAX 512
-/* libsasl2 stores every callback as int (*)(void); void (*)(void) is the neutral hop */
-#define TURN_SASL_CB(f) ((int (*)(void))(void (*)(void))(f))
 
 struct turn_sasl {
     sasl_conn_t *conn;
@@ -30,62 +29,31 @@ struct turn_sasl {
     char known[TURN_SASL_MECHS_MAX];
 };
 
-static char *turn_sasl_confdir; /* SASL_CB_GETCONFPATH answer; NULL = default */
+/*
+ * turn_sasl_app - process-lifetime copy of the SASL application name.
+ * libsasl2 keeps the appname pointer given to sasl_server_init() and reads
+ * it again in every sasl_server_new(); a reload frees the old struct conf,
+ * so the name handed over must outlive every configuration generation.
+ */
+static char *turn_sasl_app;
 
-/* turn_sasl_log_cb - route libsasl2 diagnostics into our log (sanitised). */
-static int turn_sasl_log_cb(void *ctx, int level, const char *msg)
-{
-    char clean[256];
-
-    (void)ctx;
-    if (msg == NULL)
-        return SASL_OK;
-    log_printable(clean, sizeof(clean), msg, strlen(msg));
-    if (level <= SASL_LOG_ERR)
-        log_error("sasl: %s", clean);
-    else if (level == SASL_LOG_WARN)
-        log_warn("sasl: %s", clean);
-    else
-        log_debug("sasl: %s", clean);
-    return SASL_OK;
-}
-
-/* turn_sasl_confpath_cb - tell libsasl2 where <sasl_app>.conf lives. */
-static int turn_sasl_confpath_cb(void *ctx, const char **path)
-{
-    (void)ctx;
-    *path = turn_sasl_confdir;
-    return turn_sasl_confdir != NULL ? SASL_OK : SASL_FAIL;
-}
-
-/* turn_sasl_init - register callbacks and initialise the server library once. */
+/* turn_sasl_init - process-wide libsasl2 server set-up through common/sasl_glue. */
 bool turn_sasl_init(const struct conf *cf, char *err, size_t errlen)
 {
-    static sasl_callback_t cbs[] = {
-        {SASL_CB_LOG, TURN_SASL_CB(turn_sasl_log_cb), NULL},
-        {SASL_CB_GETCONFPATH, TURN_SASL_CB(turn_sasl_confpath_cb), NULL},
-        {SASL_CB_LIST_END, NULL, NULL},
-    };
-    int r;
+    struct conf lasting = *cf;
 
-    free(turn_sasl_confdir);
-    turn_sasl_confdir = cf->sasl_conf_dir != NULL ? xstrdup(cf->sasl_conf_dir) : NULL;
-    if (turn_sasl_confdir == NULL)
-        cbs[1].id = SASL_CB_LIST_END; /* libsasl2's default search path */
-    r = sasl_server_init(cbs, cf->sasl_app != NULL ? cf->sasl_app : "holdmx");
-    if (r != SASL_OK) {
-        snprintf(err, errlen, "sasl_server_init: %s", sasl_errstring(r, NULL, NULL));
-        return false;
-    }
-    return true;
+    if (turn_sasl_app == NULL)
+        turn_sasl_app = xstrdup(cf->sasl_app != NULL ? cf->sasl_app : "holdmx");
+    lasting.sasl_app = turn_sasl_app;
+    return sasl_glue_init(&lasting, true, err, errlen);
 }
 
 /* turn_sasl_shutdown - the counterpart of turn_sasl_init. */
 void turn_sasl_shutdown(void)
 {
-    sasl_done();
-    free(turn_sasl_confdir);
-    turn_sasl_confdir = NULL;
+    sasl_glue_done();
+    free(turn_sasl_app);
+    turn_sasl_app = NULL;
 }
 
 /* turn_sasl_is_plaintext - PLAIN and LOGIN carry the password in the clear. */
@@ -126,7 +94,7 @@ struct turn_sasl *turn_sasl_create(const char *hostname, const char *realm, cons
     struct turn_sasl *s = xcalloc(1, sizeof(*s));
     int r;
 
-    r = sasl_server_new("smtp", hostname, realm, local, remote, NULL, 0, &s->conn);
+    r = sasl_server_new(SASL_GLUE_SERVICE, hostname, realm, local, remote, NULL, 0, &s->conn);
     if (r != SASL_OK) {
         log_error("sasl_server_new: %s", sasl_errstring(r, NULL, NULL));
         free(s);

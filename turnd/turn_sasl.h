@@ -8,10 +8,10 @@
  * interface base64-encoded, exactly as they travel on the wire; nothing
  * outside this file sees a sasl_conn_t.
  *
- * turn_sasl_init() is called once per process (libsasl2 keeps global state):
- * it registers SASL_CB_GETCONFPATH = cf->sasl_conf_dir (so <sasl_app>.conf
- * is read from there) and a log callback.  A reload cannot move the SASL
- * configuration directory; a restart is needed for that.
+ * turn_sasl_init() is called once per process (libsasl2 keeps global state);
+ * it is common/sasl_glue's sasl_glue_init() on the server side, which makes
+ * libsasl2 read <sasl_conf_dir>/<sasl_app>.conf and log through log_*.  A
+ * reload cannot move the SASL configuration directory; restart for that.
  */
 #ifndef HM_TURN_SASL_H
 #define HM_TURN_SASL_H

@@ -38,6 +38,7 @@
 #include "etrn.h"
 #include "etrn_clnt.h"
 #include "log.h"
+#include "sasl_glue.h"
 #include "tls.h"
 #include "xalloc.h"
 
@@ -325,32 +326,23 @@ static int turn_auth_failed(struct turn_session *s, const char *why)
     return TURN_NEXT_STOP;
 }
 
-/* turn_auth_account - SASL identity -> account name (strip "@realm"). */
-static void turn_auth_account(struct turn_session *s, const char *user, char *out, size_t len)
-{
-    const char *realm = s->cf->sasl_realm;
-    size_t ul = strlen(user), rl = realm != NULL ? strlen(realm) : 0;
-
-    if (rl > 0 && ul > rl + 1 && user[ul - rl - 1] == '@' && strcasecmp(user + ul - rl, realm) == 0)
-        ul -= rl + 1;
-    snprintf(out, len, "%.*s", (int)ul, user);
-}
-
 /* turn_auth_done - SASL succeeded: select the account, 235. */
 static int turn_auth_done(struct turn_session *s)
 {
     const char *user = turn_sasl_username(s->sasl);
-    char name[STORE_ACCOUNT_MAX], clean[LOG_PEER_MAX + 1];
+    char name[STORE_ACCOUNT_MAX], clean[STORE_ACCOUNT_MAX];
     struct store_account acct;
     int r;
 
-    turn_auth_account(s, user != NULL ? user : "", name, sizeof(name));
+    if (user == NULL || !sasl_glue_account_name(user, s->cf->sasl_realm, name, sizeof(name)))
+        name[0] = '\0';
     log_printable(clean, sizeof(clean), name, strlen(name));
     memset(&acct, 0, sizeof(acct));
-    r = name[0] != '\0' ? store_account_get(s->srv->st, name, &acct) : STORE_NOTFOUND;
-    if (r == STORE_NOTFOUND) {
+    /* only names that log as themselves: s->account appears in log lines as is */
+    r = name[0] != '\0' && strcmp(clean, name) == 0 ? store_account_get(s->srv->st, name, &acct)
+                                                    : STORE_NOTFOUND;
+    if (r == STORE_NOTFOUND)
         return turn_auth_failed(s, "authenticated, but no such account");
-    }
     if (r != STORE_OK) {
         log_error("account lookup user=%s: %s", clean, store_strerror(r));
         turn_auth_reset(s);

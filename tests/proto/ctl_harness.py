@@ -540,6 +540,28 @@ def group_control(env):
     check(data.split(b"\n")[:3] == [b"ERR NUL byte in request", b"OK pong", b"OK bye"],
           "NUL -> ERR; pipelined PING and QUIT answered in order", data)
 
+    # a client that pipelines many requests before reading: all answered, in order
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(env.sock())
+    sender = threading.Thread(target=lambda: s.sendall(b"PING\n" * 20000 + b"QUIT\n"),
+                              daemon=True)
+    sender.start()
+    data = b""
+    for _ in range(100000):
+        try:
+            chunk = s.recv(65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    lines = data.split(b"\n")
+    check(lines.count(b"OK pong") == 20000 and lines[20000] == b"OK bye",
+          "20000 pipelined requests answered in order (output backlog bounded)",
+          (lines.count(b"OK pong"), lines[-3:]))
+
     # connection cap: hold 40 idle connections, the extra ones are refused
     conns = []
     for _ in range(40):
@@ -810,7 +832,7 @@ def group_reload(env):
     old = os.path.join(env.dir, "old.conf")
     env.write_conf(branch2=True, path=old)
     r = env.ctl("site", "drain", "branch2", "--move-to", "default", conf=old)
-    check(r.returncode == 0 and site_count(env, "branch2") == 0, "drain --move-to default", r)
+    check(r.returncode == 0 and env.count("--site", "branch2") == 0, "drain --move-to default", r)
     os.kill(env.proc.pid, signal.SIGHUP)
     check(wait_for(lambda: not env.listening(env.port2), 10),
           "after draining, the reload drops branch2's listener", env.log_text()[-400:])

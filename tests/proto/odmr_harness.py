@@ -55,7 +55,7 @@ def port_open(port):
 class Env:
     """Env - one private holdmx instance for a test scenario."""
 
-    def __init__(self, name, supervised=False, tls=False, auth_plain="tls"):
+    def __init__(self, name, supervised=False, tls=False, auth_plain="tls", extra=()):
         self.build = os.environ.get("HOLDMX_BUILD", os.path.join(HERE, "..", "..", "build"))
         self.queued = os.path.join(self.build, "queued", "queued")
         self.queuectl = os.path.join(self.build, "queued", "queuectl")
@@ -81,7 +81,7 @@ class Env:
         with open(self.pwfile, "w") as f:
             f.write(PASSWORD + "\n")
         self.conf = os.path.join(self.dir, "holdmx.conf")
-        self.write_conf(supervised, tls, auth_plain)
+        self.write_conf(supervised, tls, auth_plain, extra)
 
     # -- setup -------------------------------------------------------------
     def make_sasl(self):
@@ -103,9 +103,9 @@ class Env:
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return crt, key
 
-    def write_conf(self, supervised, tls, auth_plain):
-        """write_conf - holdmx.conf for this instance."""
-        lines = [
+    def write_conf(self, supervised, tls, auth_plain, extra=()):
+        """write_conf - holdmx.conf for this instance (extra: more global keys)."""
+        lines = list(extra) + [
             "state_dir = %s/state" % self.dir,
             "sasl_app = holdmx",
             "sasl_conf_dir = %s/sasl" % self.dir,
@@ -113,7 +113,6 @@ class Env:
             "bounce_relay = [127.0.0.1]:%d" % self.sink_port,
             "delivery_port = %d" % free_port(),
             "start_turnd = %s" % ("yes" if supervised else "no"),
-            "turnd_path = %s" % self.turnd,
             "atrn_total_timeout = 120",
             "",
             "[site default]",
@@ -122,6 +121,10 @@ class Env:
             "odmr_listen = 127.0.0.1:%d" % self.odmr_port,
             "auth_plain = %s" % auth_plain,
         ]
+        if supervised:  # queued finds turnd itself (build tree: ../turnd/turnd)
+            lines = [ln for ln in lines if not ln.startswith("turnd_path")]
+        else:
+            lines.insert(len(extra), "turnd_path = %s" % self.turnd)
         if tls:
             crt, key = self.make_cert()
             lines += ["tls_cert = %s" % crt, "tls_key = %s" % key]
@@ -152,7 +155,13 @@ class Env:
             self.die("queued does not listen on %d" % self.smtp_port)
         self.td = None
         if turnd:
-            self.td = self.spawn("turnd", [self.turnd, "-f", "-v", "-c", self.conf])
+            self.start_turnd()
+        if not wait_until(lambda: port_open(self.odmr_port), 20):
+            self.die("turnd does not listen on %d" % self.odmr_port)
+
+    def start_turnd(self):
+        """start_turnd - a standalone turnd (self.td); waits for its port."""
+        self.td = self.spawn("turnd", [self.turnd, "-f", "-v", "-c", self.conf])
         if not wait_until(lambda: port_open(self.odmr_port), 20):
             self.die("turnd does not listen on %d" % self.odmr_port)
 

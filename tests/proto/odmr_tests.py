@@ -108,6 +108,19 @@ def scenario_atrn(env):
     r = env.alice("--atrn", "")
     env.check(r.get("atrn") == 453, "bare ATRN (all domains), nothing held -> 453", r)
 
+    tool = os.path.join(env.build, "contrib", "odmr-customer")
+    if os.access(tool, os.X_OK):
+        for i in range(20):
+            env.inject(["bench%d@a.test" % i], "bench %d" % i)
+        p = subprocess.run([tool, "-p", str(env.odmr_port), "-u", "alice", "-P", env.pwfile,
+                            "-t", "60", "a.test,b.test"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120)
+        out = p.stdout.decode("utf-8", "replace")
+        env.check(p.returncode == 0 and "messages=20 " in out, "contrib/odmr-customer drains 20", out)
+        p = subprocess.run([tool, "-p", str(env.odmr_port), "-u", "alice", "-P", env.pwfile,
+                            "a.test"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        env.check(p.returncode == 1, "odmr-customer: nothing left -> exit 1 (453)", p.stdout)
+
 
 def scenario_failures(env):
     """scenario_failures - 4xx stays held, 5xx bounces, drop mid-DATA loses nothing."""
@@ -174,8 +187,8 @@ def scenario_auth(env):
     env.check(r["cmds"][0][0] == 530, "ETRN before AUTH -> 530", r)
     r = env.alice("--cmd", "ETRN c.test", "--cmd", "ETRN a.test", "--cmd", "ETRN #q")
     codes = [c[0] for c in r.get("cmds", [])]
-    env.check(r.get("auth") == 235 and codes[0] == 459 and codes[1] in (250, 251, 253, 458)
-              and codes[2] == 459, "ETRN: other's domain 459, own domain forwarded", r)
+    env.check(r.get("auth") == 235 and codes == [459, 250, 459],
+              "ETRN: other's domain 459, own domain forwarded to queued (250), #queue 459", r)
     long_line = "ATRN " + ",".join("d%d.a.test" % i for i in range(600))
     r = env.alice("--cmd", long_line)
     env.check(r["cmds"][0][0] == 450, "8 KiB ATRN line is parsed (450, not 500)", r["cmds"])
@@ -202,6 +215,25 @@ def scenario_tls(env):
     if r.get("messages"):
         env.check(strip_trace(open(r["messages"][0]["file"], "rb").read()) == body, "body intact")
 
+    import ssl
+    c = Raw(env)
+    c.cmd(b"EHLO inject.test")
+    c.s.sendall(b"STARTTLS\r\nQUIT\r\n")  # plaintext injection after STARTTLS
+    env.check(c.reply().startswith("220"), "STARTTLS with pipelined plaintext: 220")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        t = ctx.wrap_socket(c.s)
+        t.settimeout(10)
+        t.sendall(b"NOOP\r\n")
+        first = t.recv(1000).decode("utf-8", "replace")
+    except (OSError, ssl.SSLError) as e:
+        first = "error %r" % e
+    env.check(first.startswith("250 "), "pipelined plaintext discarded (not answered inside TLS)",
+              first)
+    env.check("pipelined after STARTTLS" in env.log("turnd"), "discard logged")
+
 
 def scenario_fetchmail(env):
     """scenario_fetchmail - stock fetchmail in ODMR mode into a local sink."""
@@ -215,7 +247,7 @@ def scenario_fetchmail(env):
     os.mkdir(sink)
     port = env.start_sink(sink)
     bodies = [env.inject(["f1@a.test"], "fm one"), env.inject(["f2@b.test"], "fm two"),
-              env.inject(["f3@a.test", "f4@b.test"], "fm three", extra="x" * 5000 + "\r\n")]
+              env.inject(["f3@a.test", "f4@b.test"], "fm three", extra=("x" * 900 + "\r\n") * 6)]
     home = os.path.join(env.dir, "fmhome")
     os.mkdir(home, 0o700)
     rc = os.path.join(env.dir, "fetchmailrc")
@@ -240,6 +272,133 @@ def scenario_fetchmail(env):
     p = run()
     out = p.stdout.decode("utf-8", "replace")
     env.check(p.returncode == 0 and "453" in out, "second fetchmail run: 453, exit 0", out[-2000:])
+
+
+class Raw:
+    """Raw - a hand-driven ODMR connection for edge cases."""
+
+    def __init__(self, env):
+        import socket
+        self.s = socket.create_connection(("127.0.0.1", env.odmr_port), timeout=30)
+        self.f = self.s.makefile("rb")
+        self.greeting = self.reply()
+
+    def reply(self):
+        """reply - last line of one reply ('' at EOF)."""
+        for _ in range(1000):
+            ln = self.f.readline(100000).decode("utf-8", "replace").rstrip("\r\n")
+            if len(ln) < 4 or ln[3] != "-":
+                return ln
+        return ""
+
+    def cmd(self, data):
+        """cmd - send raw bytes (CRLF added) and read the reply."""
+        self.s.sendall(data + b"\r\n")
+        return self.reply()
+
+    def auth(self, user, password):
+        """auth - AUTH CRAM-MD5; returns the final reply line."""
+        import base64
+        import hashlib
+        import hmac
+        ch = base64.b64decode(self.cmd(b"AUTH CRAM-MD5")[4:])
+        dig = hmac.new(password.encode(), ch, hashlib.md5).hexdigest()
+        return self.cmd(base64.b64encode(("%s %s" % (user, dig)).encode()))
+
+    def close(self):
+        """close - close the file object and the socket (both hold the fd)."""
+        self.f.close()
+        self.s.close()
+
+    def eof(self):
+        """eof - True when the server closed the connection."""
+        try:
+            return self.f.read(1) == b""
+        except OSError:
+            return True
+
+
+def scenario_robust(env):
+    """scenario_robust - limits, bad input, concurrency, SIGTERM and SIGHUP."""
+    from odmr_harness import PASSWORD
+    env.start()
+    setup_accounts(env)
+    c = Raw(env)
+    env.check(c.cmd(b"NOOP\0junk").startswith("500"), "NUL byte -> 500")
+    env.check(c.cmd(b"EHLO " + b"x" * 9000).startswith("500") and c.eof(),
+              "9000-byte line -> 500 and close")
+    c = Raw(env)
+    r1 = c.cmd(b"AUTH PLAIN AGFsaWNlAHg=")
+    c.close()
+    env.check(r1.startswith("235") or r1.startswith("535"),
+              "auth_plain = loopback allows PLAIN without TLS on loopback", r1)
+    c = Raw(env)
+    got = [c.auth("alice", "bad%d" % i) for i in range(3)]
+    env.check([g[:3] for g in got] == ["535"] * 3 and c.reply().startswith("421") and c.eof(),
+              "three failures on one connection: 535 x3, then 421 and close", got)
+    conns = [Raw(env) for _ in range(3)]
+    extra = Raw(env)
+    env.check(all(x.greeting.startswith("220") for x in conns) and extra.greeting.startswith("421"),
+              "max_connections_per_ip = 3: the 4th gets 421", extra.greeting)
+    for x in conns + [extra]:
+        x.close()
+    time.sleep(0.3)
+
+    env.inject(["h1@a.test"], "held by a hanging customer")
+    hang = Raw(env)
+    hang.cmd(b"EHLO hang.test")
+    env.check(hang.auth("alice", PASSWORD).startswith("235"), "hanging customer authenticated")
+    env.check(hang.cmd(b"ATRN a.test").startswith("250 "), "hanging customer got 250")
+    r = env.alice("--atrn", "a.test")
+    env.check(r.get("atrn") == 451, "second ATRN while another run holds the domain -> 451", r)
+    env.td.send_signal(signal.SIGTERM)
+    env.check(env.td.wait(timeout=20) == 0, "turnd exits 0 on SIGTERM during a reversal")
+    env.check(hang.eof(), "reversed session closed at shutdown")
+    env.start_turnd()
+    r = env.alice("--atrn", "a.test")
+    env.check(r.get("atrn") == 250 and rcpt_sets(r) == [["h1@a.test"]],
+              "mail of the aborted reversal stayed held", r)
+
+    with open(env.conf) as f:
+        text = f.read()
+    with open(env.conf, "w") as f:
+        f.write(text.replace("hostname = mx.test", "hostname = mx2.test"))
+    env.td.send_signal(signal.SIGHUP)
+    def greets(host):
+        x = Raw(env)
+        x.close()
+        return x.greeting.startswith("220 " + host)
+    ok = wait_until(lambda: greets("mx2.test"), 10)
+    env.check(ok, "SIGHUP reload: new hostname in the greeting")
+    with open(env.conf, "a") as f:
+        f.write("no_such_key = 1\n")
+    env.td.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    env.check(greets("mx2.test") and env.td.poll() is None,
+              "invalid configuration on SIGHUP: refused, turnd keeps running")
+    env.check("reload refused" in env.log("turnd"), "refused reload logged")
+
+    import random
+    rnd = random.Random(2645)
+    words = [b"EHLO", b"AUTH", b"ATRN", b"TURN", b"ETRN", b"STARTTLS", b"RSET", b"\r\n", b"*", b"="]
+    for i in range(150):  # junk, half-commands, NULs, bare LFs, huge tokens
+        x = Raw(env)
+        junk = b"".join(rnd.choice(words) if rnd.random() < 0.3 else
+                        bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 40)))
+                        for _ in range(rnd.randrange(1, 60)))
+        try:
+            x.s.sendall(junk + (b"\n" if i % 2 else b"\r\n"))
+            x.s.settimeout(0.2)
+            x.s.recv(65536)
+        except OSError:
+            pass
+        x.close()
+    env.check(env.td.poll() is None and greets("mx2.test"), "150 sessions of junk: turnd alive")
+
+    env.qd.send_signal(signal.SIGTERM)  # queued gone: its control socket too
+    env.qd.wait(timeout=30)
+    r = env.alice("--cmd", "ETRN a.test")
+    env.check(r.get("cmds", [[0]])[0][0] == 458, "ETRN with queued down -> 458", r)
 
 
 def children(pid):
@@ -277,7 +436,8 @@ def scenario_supervise(env):
 
 def main():
     name = sys.argv[1]
-    opts = {"tls": {"tls": True}, "supervise": {"supervised": True}}.get(name, {})
+    opts = {"tls": {"tls": True}, "supervise": {"supervised": True},
+            "robust": {"auth_plain": "loopback", "extra": ["max_connections_per_ip = 3"]}}.get(name, {})
     env = Env(name, **opts)
     try:
         globals()["scenario_" + name](env)

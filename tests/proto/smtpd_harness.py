@@ -217,7 +217,9 @@ class Sink(threading.Thread):
 class Env:
     """Env - temp dir, config, certificate, the queued process."""
 
-    def __init__(self, tls=True, smtp_timeout="2s", extra=""):
+    def __init__(self, tls=True, smtp_timeout="2s", extra="", verbose=False, per_ip=3):
+        self.verbose = verbose
+        self.per_ip = per_ip
         self.dir = tempfile.mkdtemp(prefix="holdmx-smtpd.")
         self.port = free_port()
         self.port2 = free_port()
@@ -253,7 +255,7 @@ class Env:
             f.write("bounce_relay = [127.0.0.1]:%d\n" % free_port())
             f.write("start_turnd = no\n")
             f.write("max_message_size = 2000000\n")
-            f.write("max_connections_per_ip = 3\n")
+            f.write("max_connections_per_ip = %d\n" % self.per_ip)
             f.write("max_errors = 5\n")
             f.write("max_recipients = 3\n")
             f.write("smtp_timeout = %s\n" % smtp_timeout)
@@ -267,7 +269,8 @@ class Env:
     def start(self):
         """start - queued -f in the background; wait until it accepts."""
         self.logfp = open(self.logf, "a")
-        self.proc = subprocess.Popen([QUEUED, "-f", "-c", self.conf], stdout=self.logfp,
+        args = [QUEUED, "-f", "-c", self.conf] + (["-v"] if self.verbose else [])
+        self.proc = subprocess.Popen(args, stdout=self.logfp,
                                      stderr=subprocess.STDOUT)
         deadline = time.time() + 15
         while time.time() < deadline:
@@ -505,6 +508,21 @@ def group_basic(env):
     code, _ = send_message(env.port2, "o2@sender.example", ["u@other.test"], "x\r\n.\r\n")
     check(code == 250, "branch2 still served after the refused reload")
 
+    # SIGHUP with an invalid file keeps the running configuration
+    with open(env.conf, "a") as f:
+        f.write("no_such_key = 1\n")
+    os.kill(env.proc.pid, signal.SIGHUP)
+    check(env.wait_log(r"reload refused: .* is invalid"), "invalid reload refused and logged")
+    code, _ = send_message(env.port, "r@sender.example", ["u@held.test"], "x\r\n.\r\n")
+    check(code == 250 and env.proc.poll() is None, "still serving after the invalid reload")
+
+    # SIGHUP with a valid file (branch2 kept) is applied
+    env.write_conf("2s", "")
+    os.kill(env.proc.pid, signal.SIGHUP)
+    check(env.wait_log(r"configuration reloaded: 2 sites"), "valid reload applied")
+    code, _ = send_message(env.port2, "o3@sender.example", ["u@other.test"], "x\r\n.\r\n")
+    check(code == 250, "listeners kept across the reload")
+
 
 def group_abuse(env):
     """abuse - line limits, NUL, bare LF, error limit, caps, timeout, pipelining."""
@@ -577,6 +595,21 @@ def group_abuse(env):
     check(c.eof(), "closed after 421")
     c.close()
 
+    # random binary garbage: the session may end, the daemon must not
+    rnd = random.Random(1985)
+    c = Client(env.port)
+    try:
+        for _ in range(16):
+            c.send(bytes(rnd.getrandbits(8) for _ in range(4096)))
+    except OSError:
+        pass
+    c.close()
+    time.sleep(0.3)
+    c = Client(env.port)
+    check(c.greeting[0] == 220 and env.proc.poll() is None, "daemon alive after random garbage",
+          c.greeting)
+    c.close()
+
     # per-IP connection cap (max_connections_per_ip = 3)
     held = [Client(env.port) for _ in range(3)]
     extra = Client(env.port)
@@ -595,6 +628,38 @@ def group_abuse(env):
           "idle timeout 421 4.4.2", lines)
     check(c.eof(), "closed after timeout")
     c.close()
+
+    # DATA timeout (data_timeout = 5s): a client that stops in the middle of the content
+    c = Client(env.port)
+    c.cmd("EHLO client.test")
+    c.cmd("MAIL FROM:<slow@sender.example>")
+    c.cmd("RCPT TO:<u@held.test>")
+    c.cmd("DATA")
+    c.send("Subject: slow\r\n")
+    t0 = time.time()
+    code, lines = c.reply(timeout=12)
+    check(code == 421 and "4.4.2" in lines[0] and 4 <= time.time() - t0 < 11,
+          "data_timeout 421 4.4.2", lines)
+    c.close()
+
+    # SIGTERM while a client is inside DATA: 421, clean exit 0
+    c = Client(env.port)
+    c.cmd("EHLO client.test")
+    c.cmd("MAIL FROM:<term@sender.example>")
+    c.cmd("RCPT TO:<u@held.test>")
+    c.cmd("DATA")
+    c.send("Subject: interrupted\r\n")
+    time.sleep(0.2)
+    os.kill(env.proc.pid, signal.SIGTERM)
+    code, lines = c.reply(timeout=10)
+    check(code == 421 and "4.3.2" in lines[0], "SIGTERM during DATA: 421 4.3.2", lines)
+    c.close()
+    try:
+        rc = env.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        rc = None
+    check(rc == 0, "queued exits 0 after SIGTERM with a session open", rc)
+    check(env.wait_log(r"stopped"), "log says stopped")
 
 
 def group_tls(env):
@@ -635,13 +700,22 @@ def group_tls(env):
 
 
 def group_notls(env):
-    """notls - a site without a certificate does not offer STARTTLS (502)."""
+    """notls - no STARTTLS without a certificate (502); the total connection cap."""
     c = Client(env.port)
     code, lines = c.cmd("EHLO client.test")
     check("STARTTLS" not in [ln[4:] for ln in lines], "no STARTTLS without a certificate")
     code, lines = c.cmd("STARTTLS")
     check(code == 502 and "5.5.1" in lines[0], "STARTTLS without certificate 502 5.5.1", lines)
     c.close()
+    time.sleep(0.3)
+    # total cap (max_connections = 2; per IP 3)
+    held = [Client(env.port) for _ in range(2)]
+    extra = Client(env.port)
+    check(extra.greeting[0] == 421 and "4.7.0" in extra.greeting[1][0],
+          "connection over max_connections 421 4.7.0", extra.greeting)
+    extra.close()
+    for h in held:
+        h.close()
 
 
 def group_etrn(env):
@@ -755,6 +829,47 @@ def group_etrncount(env):
     c.close()
 
 
+def group_commit(env):
+    """commit - concurrent sessions share commits; a client gone before its 250 is harmless."""
+    env.domain_add("held.test", "--site", "default")
+    clients = []
+    for i in range(10):
+        c = Client(env.port)
+        c.cmd("EHLO client%d.test" % i)
+        c.cmd("MAIL FROM:<c%d@sender.example>" % i)
+        c.cmd("RCPT TO:<u%d@held.test>" % i)
+        c.cmd("DATA")
+        c.send("Subject: concurrent %d\r\n\r\nbody\r\n" % i)
+        clients.append(c)
+    for c in clients:  # all final dots back to back: one loop turn, one commit
+        c.send(".\r\n")
+    ids = []
+    for c in clients:
+        code, lines = c.reply()
+        m = QID.search(lines[0]) if lines else None
+        if code == 250 and m:
+            ids.append(m.group(1))
+        c.close()
+    check(len(ids) == 10 and len(set(ids)) == 10, "10 concurrent messages: 250 with distinct ids",
+          ids)
+    m = re.findall(r"group commit: (\d+) messages", env.log_text())
+    check(any(int(x) >= 2 for x in m), "several sessions' messages shared one commit", m)
+    # a client that vanishes right after its final dot
+    for i in range(5):
+        c = Client(env.port)
+        c.cmd("EHLO gone.test")
+        c.cmd("MAIL FROM:<gone@sender.example>")
+        c.cmd("RCPT TO:<g@held.test>")
+        c.cmd("DATA")
+        c.send("Subject: gone\r\n\r\nx\r\n.\r\n")
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        c.close()  # RST at once
+    time.sleep(0.5)
+    code, lines = send_message(env.port, "after@sender.example", ["a@held.test"], "x\r\n.\r\n")
+    check(code == 250 and env.proc.poll() is None,
+          "daemon healthy after clients vanished while waiting for the commit", lines)
+
+
 def group_config(env):
     """config - queued -t exit codes."""
     r = subprocess.run([QUEUED, "-t", "-c", env.conf], capture_output=True, text=True, timeout=30)
@@ -777,10 +892,11 @@ GROUPS = {
     "basic": (group_basic, {}),
     "abuse": (group_abuse, {}),
     "tls": (group_tls, {}),
-    "notls": (group_notls, {"tls": False}),
+    "notls": (group_notls, {"tls": False, "extra": "max_connections = 2\n"}),
     "etrn": (group_etrn, {}),
     "delivery": (group_delivery, {"smtp_timeout": "30s"}),
     "etrncount": (group_etrncount, {"tls": False, "extra": "etrn_reply = count\n"}),
+    "commit": (group_commit, {"tls": False, "verbose": True, "per_ip": 20}),
     "config": (group_config, {"tls": False}),
 }
 

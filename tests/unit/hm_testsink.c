@@ -6,6 +6,7 @@
  * after QUIT, on drop_after_body and in hm_sink_free.
  */
 #include "hm_testsink.h"
+#include "tls.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -33,6 +34,8 @@ struct hm_sink_conn {
     bool in_data;
     bool closing;
     bool dead_after_dot;
+    bool tls;         /* STARTTLS done */
+    bool tls_pending; /* 220 to STARTTLS queued: wrap once it is written */
     struct hm_sink_msg txn;
     bool have_mail;
 };
@@ -128,6 +131,8 @@ static void hm_sink_ehlo(struct hm_sink_conn *c)
         hm_sink_reply(c, "250-8BITMIME");
     if (k->dsn)
         hm_sink_reply(c, "250-DSN");
+    if (k->tls_ctx && !c->tls)
+        hm_sink_reply(c, "250-STARTTLS");
     hm_sink_reply(c, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -186,6 +191,7 @@ static void hm_sink_mail(struct hm_sink_conn *c, const char *line)
     }
     hm_sink_msg_clear(&c->txn);
     c->txn.sender = a;
+    c->txn.tls = c->tls;
     c->txn.mail_line = strdup(line);
     c->have_mail = true;
     hm_sink_reply(c, "250 2.1.0 ok");
@@ -285,6 +291,10 @@ static bool hm_sink_command(struct hm_sink_conn *c, const char *line, size_t len
         hm_sink_reply(c, "250 2.0.0 reset");
     } else if (strcasecmp(line, "NOOP") == 0) {
         hm_sink_reply(c, "250 2.0.0 ok");
+    } else if (strcasecmp(line, "STARTTLS") == 0 && s->cfg.tls_ctx && !c->tls) {
+        hm_sink_reply(c, "220 2.0.0 ready to start TLS");
+        c->tls_pending = true;
+        c->have_mail = false;
     } else if (strcasecmp(line, "QUIT") == 0) {
         hm_sink_reply(c, "221 2.0.0 bye");
         c->closing = true;
@@ -304,7 +314,8 @@ static void hm_sink_read_cb(struct bufferevent *bev, void *arg)
 
     if (!c->greeted)
         c->sink->early_talk = true;
-    while (!c->closing && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
+    while (!c->closing && !c->tls_pending &&
+           (line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
         bool alive;
         if (c->dead_after_dot) {
             free(line);
@@ -326,13 +337,37 @@ static void hm_sink_read_cb(struct bufferevent *bev, void *arg)
         hm_sink_conn_free(c);
 }
 
-/* hm_sink_write_cb - after QUIT's 221 went out, close. */
+static void hm_sink_write_cb(struct bufferevent *bev, void *arg);
+static void hm_sink_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* hm_sink_start_tls - the 220 went out: put the server TLS filter on. */
+static void hm_sink_start_tls(struct hm_sink_conn *c)
+{
+    struct bufferevent *tls;
+
+    c->tls_pending = false;
+    tls = tls_wrap_server(c->sink->base, c->bev, c->sink->cfg.tls_ctx);
+    if (tls == NULL) {
+        hm_sink_conn_free(c);
+        return;
+    }
+    c->bev = tls;
+    c->tls = true;
+    bufferevent_setcb(tls, hm_sink_read_cb, hm_sink_write_cb, hm_sink_event_cb, c);
+    bufferevent_enable(tls, EV_READ | EV_WRITE);
+}
+
+/* hm_sink_write_cb - after QUIT's 221 went out, close; after STARTTLS's 220, wrap. */
 static void hm_sink_write_cb(struct bufferevent *bev, void *arg)
 {
     struct hm_sink_conn *c = arg;
 
-    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+        return;
+    if (c->closing)
         hm_sink_conn_free(c);
+    else if (c->tls_pending)
+        hm_sink_start_tls(c);
 }
 
 /* hm_sink_event_cb - the client closed or failed. */

@@ -7,7 +7,8 @@
  * request) and records what it received.  Behaviour per recipient comes
  * from the local part: "defer..." gets 451, "reject..." gets 550, anything
  * else 250; a sender starting with "defermail" or "rejectmail" gets 451 or
- * 550 at MAIL.  Run it on the same event_base as the code under test.
+ * 550 at MAIL.  With cfg.tls_ctx it offers STARTTLS (common/tls.c).
+ * Run it on the same event_base as the code under test.
  *
  * Use from a test with: #include "hm_testsink.c" (only test_*.c files are
  * built as programs, so the helper is compiled into each test using it).
@@ -21,21 +22,23 @@
 
 struct event_base;
 struct hm_sink;
+struct ssl_ctx_st;
 
 struct hm_sink_cfg {
-    const char *addr;      /* listen address, default "127.0.0.1" */
-    const char *greeting;  /* whole greeting with CRLFs; default one 220 line */
-    int greeting_delay_ms; /* send the greeting this late */
-    bool ehlo_reject;      /* answer EHLO with 502 (client must use HELO) */
-    bool pipelining;       /* advertise PIPELINING */
-    bool eightbitmime;     /* advertise 8BITMIME */
-    bool dsn;              /* advertise DSN */
-    bool size_adv;         /* advertise SIZE [size_max] */
-    uint64_t size_max;     /* with size_adv; 0 = no fixed limit */
-    int data_code;         /* reply to DATA; 0 = 354 */
-    int dot_code;          /* reply after the final dot; 0 = 250 */
-    long drop_after_body;  /* >= 0: close after this many body bytes; -1 = never */
-    bool silent_after_dot; /* never answer the final dot (timeout tests) */
+    const char *addr;           /* listen address, default "127.0.0.1" */
+    const char *greeting;       /* whole greeting with CRLFs; default one 220 line */
+    int greeting_delay_ms;      /* send the greeting this late */
+    bool ehlo_reject;           /* answer EHLO with 502 (client must use HELO) */
+    bool pipelining;            /* advertise PIPELINING */
+    bool eightbitmime;          /* advertise 8BITMIME */
+    bool dsn;                   /* advertise DSN */
+    bool size_adv;              /* advertise SIZE [size_max] */
+    uint64_t size_max;          /* with size_adv; 0 = no fixed limit */
+    int data_code;              /* reply to DATA; 0 = 354 */
+    int dot_code;               /* reply after the final dot; 0 = 250 */
+    long drop_after_body;       /* >= 0: close after this many body bytes; -1 = never */
+    bool silent_after_dot;      /* never answer the final dot (timeout tests) */
+    struct ssl_ctx_st *tls_ctx; /* non-NULL: offer STARTTLS (tls_server_ctx_new) */
 };
 
 /* hm_sink_msg - one accepted transaction. */
@@ -48,6 +51,7 @@ struct hm_sink_msg {
     size_t raw_len;
     char *body; /* unstuffed */
     size_t body_len;
+    bool tls; /* received after STARTTLS */
 };
 
 /* hm_sink_cfg_default - plain ESMTP with PIPELINING, 8BITMIME and DSN. */

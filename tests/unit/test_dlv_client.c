@@ -17,6 +17,7 @@
 #include "dlv_src.h"
 #include "hm_testsink.c"
 #include "log.h"
+#include "tls.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -25,6 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #define T_MAX_MSGS  4
 #define T_MAX_RCPTS 4
@@ -756,6 +762,124 @@ static void test_refused_connection(void **state)
     event_base_free(t.base);
 }
 
+/* test_total_timeout_and_garbage - the session limit and an unparseable reply both defer. */
+static void test_total_timeout_and_garbage(void **state)
+{
+    for (int variant = 0; variant < 2; variant++) {
+        struct hm_sink_cfg cfg;
+        struct tsrc src = {0};
+        struct trun t;
+        struct hm_sink *sink;
+        struct dlv_opts o;
+
+        (void)state;
+        dlv_opts_default(&o);
+        hm_sink_cfg_default(&cfg);
+        if (variant == 0) {
+            o.total_timeout = 1;
+            cfg.greeting_delay_ms = 3000;
+        } else {
+            cfg.greeting = "hello, I am not SMTP\r\n";
+        }
+        t_add(&src, "s@a.test", t_body, "ok1@c.test", NULL);
+        sink = t_run(&cfg, &src, &o, &t);
+        assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_DEFERRED);
+        assert_non_null(
+            strstr(src.msgs[0].replies[0], variant == 0 ? "time limit" : "protocol error"));
+        assert_false(t.res.session_ok);
+        assert_int_equal(hm_sink_count_cmd(sink, "EHLO"), 0);
+        t_end(sink, &t);
+    }
+}
+
+/* t_make_cert - a throw-away self-signed certificate with the openssl tool; false if absent. */
+static bool t_make_cert(const char *dir, char *cert, char *key, size_t sz)
+{
+    pid_t pid;
+    int st = -1;
+
+    snprintf(cert, sz, "%s/cert.pem", dir);
+    snprintf(key, sz, "%s/key.pem", dir);
+    if (access("/usr/bin/openssl", X_OK) != 0)
+        return false;
+    pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        execl("/usr/bin/openssl", "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+              "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=sink.test", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 400 && pid > 0; i++) { /* at most 20 s */
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        nanosleep(&ts, NULL);
+    }
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return false;
+}
+
+/* test_starttls - STARTTLS when offered and wanted, then EHLO again; never on a TLS session. */
+static void test_starttls(void **state)
+{
+    char dir[] = "/tmp/hm_dlvtls_XXXXXX", cert[128], key[128], err[256];
+    struct ssl_ctx_st *sctx, *cctx;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    if (!t_make_cert(dir, cert, key, sizeof(cert))) {
+        unlink(cert);
+        unlink(key);
+        rmdir(dir);
+        skip();
+    }
+    tls_init();
+    sctx = tls_server_ctx_new(cert, key, err, sizeof(err));
+    cctx = tls_client_ctx_new(err, sizeof(err));
+    assert_non_null(sctx);
+    assert_non_null(cctx);
+    for (int variant = 0; variant < 3; variant++) {
+        struct hm_sink_cfg cfg;
+        struct tsrc src = {0};
+        struct trun t;
+        struct hm_sink *sink;
+        struct dlv_opts o;
+
+        hm_sink_cfg_default(&cfg);
+        cfg.tls_ctx = sctx;
+        dlv_opts_default(&o);
+        o.starttls = variant != 1;
+        o.tls_ctx = cctx;
+        o.tls_active = variant == 2; /* as on a reversed TLS session */
+        t_add(&src, "s@a.test", t_body, "ok1@c.test", NULL);
+        sink = t_run(&cfg, &src, &o, &t);
+        assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_DELIVERED);
+        assert_int_equal(hm_sink_count(sink), 1);
+        if (variant == 0) {
+            assert_int_equal(hm_sink_count_cmd(sink, "STARTTLS"), 1);
+            assert_int_equal(hm_sink_count_cmd(sink, "EHLO"), 2);
+            assert_true(hm_sink_get(sink, 0)->tls);
+        } else {
+            assert_int_equal(hm_sink_count_cmd(sink, "STARTTLS"), 0);
+            assert_int_equal(hm_sink_count_cmd(sink, "EHLO"), 1);
+            assert_false(hm_sink_get(sink, 0)->tls);
+        }
+        t_end(sink, &t);
+    }
+    tls_ctx_free(sctx);
+    tls_ctx_free(cctx);
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+}
+
 /* main - the test table. */
 int main(void)
 {
@@ -778,6 +902,8 @@ int main(void)
         cmocka_unit_test(test_greeting_before_start),
         cmocka_unit_test(test_mem_message),
         cmocka_unit_test(test_refused_connection),
+        cmocka_unit_test(test_total_timeout_and_garbage),
+        cmocka_unit_test(test_starttls),
     };
 
     log_open("test_dlv_client", true);

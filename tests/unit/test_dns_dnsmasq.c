@@ -5,7 +5,7 @@
  * whose only MX is us (by name and by address), a backup-MX domain, an MX
  * without address, and REFUSED for names outside the zone.
  *
- * The test forks/execs dnsmasq itself, records its pid and kills only that
+ * hm_dnsmasq.c forks/execs dnsmasq, records its pid and kills only that
  * pid at the end.  Skipped when dnsmasq is not installed.
  */
 #include <setjmp.h>
@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "dns.h"
+#include "hm_dnsmasq.c"
 #include "log.h"
 #include "mx.h"
 
@@ -32,9 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static pid_t t_dnsmasq_pid = -1;
-static char t_dir[64];
-static char t_servers[64];
+static struct hm_dnsmasq t_dns;
 static struct event_base *t_base;
 static struct dns_resolver *t_res;
 
@@ -59,73 +58,18 @@ static const char t_zone[] = "local=/test/\n"
                              "host-record=dual.test,127.0.0.10,::1\n"
                              "host-record=routehost.test,127.0.0.11\n";
 
-/* t_start_dnsmasq - fork/exec dnsmasq on port; true when it stays up. */
-static bool t_start_dnsmasq(unsigned port)
-{
-    char conf[128], portarg[32], confarg[160];
-    FILE *f;
-    pid_t pid;
-
-    snprintf(conf, sizeof(conf), "%s/dnsmasq.conf", t_dir);
-    f = fopen(conf, "w");
-    if (f == NULL)
-        return false;
-    fputs(t_zone, f);
-    fclose(f);
-    snprintf(portarg, sizeof(portarg), "--port=%u", port);
-    snprintf(confarg, sizeof(confarg), "--conf-file=%s", conf);
-    pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0) {
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-        }
-        if (geteuid() == 0)
-            execl("/usr/sbin/dnsmasq", "dnsmasq", "-k", confarg, portarg,
-                  "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-                  "--pid-file=", "--user=nobody", "--group=nogroup", (char *)NULL);
-        else
-            execl("/usr/sbin/dnsmasq", "dnsmasq", "-k", confarg, portarg,
-                  "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-                  "--pid-file=", (char *)NULL);
-        _exit(127);
-    }
-    t_dnsmasq_pid = pid;
-    for (int i = 0; i < 10; i++) {
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        int st;
-        nanosleep(&ts, NULL);
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            t_dnsmasq_pid = -1;
-            return false; /* port taken or bad option */
-        }
-    }
-    snprintf(t_servers, sizeof(t_servers), "127.0.0.1:%u", port);
-    return true;
-}
-
-/* t_setup - start dnsmasq on a random high port (a few tries) and the resolver. */
+/* t_setup - start dnsmasq and the resolver (no dnsmasq: the tests skip). */
 static int t_setup(void **state)
 {
     char err[256];
 
     (void)state;
-    if (access("/usr/sbin/dnsmasq", X_OK) != 0)
+    if (!hm_dnsmasq_available())
         return 0;
-    snprintf(t_dir, sizeof(t_dir), "/tmp/hm_dns_XXXXXX");
-    if (mkdtemp(t_dir) == NULL)
-        return -1;
-    chmod(t_dir, 0755);
-    srandom((unsigned)(time(NULL) ^ getpid()));
-    for (int tries = 0; tries < 5 && t_dnsmasq_pid < 0; tries++)
-        t_start_dnsmasq(20000 + (unsigned)(random() % 40000));
-    if (t_dnsmasq_pid < 0)
+    if (!hm_dnsmasq_start(&t_dns, t_zone))
         return -1;
     t_base = event_base_new();
-    t_res = dns_new(t_base, t_servers, err, sizeof(err));
+    t_res = dns_new(t_base, t_dns.servers, err, sizeof(err));
     if (t_res == NULL) {
         fprintf(stderr, "dns_new: %s\n", err);
         return -1;
@@ -136,22 +80,12 @@ static int t_setup(void **state)
 /* t_teardown - stop our dnsmasq (by its pid) and clean up. */
 static int t_teardown(void **state)
 {
-    char path[128];
-
     (void)state;
     if (t_res)
         dns_free(t_res);
     if (t_base)
         event_base_free(t_base);
-    if (t_dnsmasq_pid > 0) {
-        kill(t_dnsmasq_pid, SIGTERM);
-        waitpid(t_dnsmasq_pid, NULL, 0);
-    }
-    if (t_dir[0]) {
-        snprintf(path, sizeof(path), "%s/dnsmasq.conf", t_dir);
-        unlink(path);
-        rmdir(t_dir);
-    }
+    hm_dnsmasq_stop(&t_dns);
     return 0;
 }
 

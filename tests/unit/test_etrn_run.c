@@ -343,13 +343,182 @@ static void test_etrn_rate(void **state)
     t_cf.etrn_domain_interval = 0;
 }
 
+/* t_msg_at - a message to rcpt that arrived at arrival. */
+static store_msgid_t t_msg_at(const char *sender, const char *rcpt, int64_t arrival)
+{
+    struct store_rcpt_in r = {.addr = rcpt};
+    struct iovec iov = {(void *)t_body, sizeof(t_body) - 1};
+    struct store_msg_in m = {.site = "default",
+                             .sender = sender,
+                             .arrival = arrival,
+                             .rcpts = &r,
+                             .nrcpts = 1,
+                             .iov = &iov,
+                             .iovcnt = 1,
+                             .body_fd = -1,
+                             .body_len = sizeof(t_body) - 1,
+                             .client_addr = "127.0.0.1",
+                             .client_helo = "mta.test"};
+    const struct store_msg_in *mp = &m;
+    store_msgid_t id = 0;
+    int status = -1;
+
+    assert_int_equal(store_msg_add(t_st, &mp, 1, &id, &status), STORE_OK);
+    assert_int_equal(status, STORE_OK);
+    return id;
+}
+
+/* t_relay_find - the relay message whose body contains needle, or NULL. */
+static const struct hm_sink_msg *t_relay_find(const char *needle)
+{
+    for (size_t i = 0; i < hm_sink_count(t_relay); i++)
+        if (strstr(hm_sink_get(t_relay, i)->body, needle))
+            return hm_sink_get(t_relay, i);
+    return NULL;
+}
+
+/* t_domain_times - a held domain without route with its own hold and warning times. */
+static void t_domain_times(const char *name, int64_t hold, int64_t warn)
+{
+    struct store_domain d;
+
+    memset(&d, 0, sizeof(d));
+    snprintf(d.name, sizeof(d.name), "%s", name);
+    snprintf(d.site, sizeof(d.site), "default");
+    d.etrn_enabled = true;
+    d.hold_time = hold;
+    d.delay_warning = warn;
+    assert_int_equal(store_domain_put(t_st, &d, true), STORE_OK);
+}
+
+/* test_qmgr_expiry - hold expiry bounces, delay warning warns, null sender gets nothing. */
+static void test_qmgr_expiry(void **state)
+{
+    struct etrn_engine *e;
+    size_t want = hm_sink_count(t_relay) + 2;
+    const struct hm_sink_msg *m;
+    char reply[STORE_REPLY_MAX];
+    store_msgid_t old, nul;
+    struct timespec ts = {2, 600 * 1000 * 1000};
+
+    (void)state;
+    t_domain_times("e.test", 2, 0);  /* expires after 2 s, never warned */
+    t_domain_times("g.test", -1, 1); /* default hold (7 d), warned after 1 s */
+    old = t_msg_at("old@x.test", "u1@e.test", (int64_t)time(NULL));
+    t_msg_at("late@x.test", "u2@g.test", (int64_t)time(NULL));
+    nul = t_msg_at("", "u3@e.test", (int64_t)time(NULL));
+    nanosleep(&ts, NULL);
+    e = etrn_engine_new(t_base, t_st, &t_cf);
+    etrn_qmgr_tick(e);
+    t_run_until(t_relay_has, &want);
+    etrn_qmgr_tick(e); /* the notes are done: nothing more is sent */
+    {
+        struct timeval tv = {0, 300000};
+        event_base_loopexit(t_base, &tv);
+        event_base_dispatch(t_base);
+    }
+    assert_int_equal(hm_sink_count(t_relay), want);
+    m = t_relay_find("Final-Recipient: rfc822; u1@e.test");
+    assert_non_null(m);
+    assert_string_equal(m->rcpts[0], "old@x.test");
+    assert_non_null(strstr(m->body, "Action: failed\r\nStatus: 5.4.7\r\n"));
+    assert_non_null(strstr(m->body, "Content-Type: message/rfc822"));
+    m = t_relay_find("Final-Recipient: rfc822; u2@g.test");
+    assert_non_null(m);
+    assert_string_equal(m->rcpts[0], "late@x.test");
+    assert_non_null(strstr(m->body, "Subject: Delayed Mail (still being held)"));
+    assert_non_null(strstr(m->body, "Action: delayed\r\n"));
+    assert_non_null(strstr(m->body, "Will-Retry-Until: "));
+    assert_null(t_relay_find("u3@e.test")); /* never a DSN for the null sender */
+    assert_int_not_equal(t_rcpt_state(old, "u1@e.test", reply, sizeof(reply)), STORE_RCPT_HELD);
+    assert_int_not_equal(t_rcpt_state(nul, "u3@e.test", reply, sizeof(reply)), STORE_RCPT_HELD);
+    etrn_engine_free(e);
+}
+
+/* test_shutdown_mid_run - etrn_shutdown aborts a run waiting for a slow greeting; mail held. */
+static void test_shutdown_mid_run(void **state)
+{
+    struct hm_sink_cfg sc;
+    struct hm_sink *slow;
+    struct etrn_engine *e;
+    store_msgid_t m;
+    char reply[STORE_REPLY_MAX];
+    time_t end;
+
+    (void)state;
+    hm_sink_cfg_default(&sc);
+    sc.greeting_delay_ms = 10000;
+    slow = hm_sink_new(t_base, &sc);
+    assert_non_null(slow);
+    t_domain("f.test", hm_sink_port(slow), true);
+    m = t_msg("s@x.test", "u@f.test", NULL, NULL);
+    e = etrn_engine_new(t_base, t_st, &t_cf);
+    assert_int_equal(etrn_kick(e, "f.test", false, NULL, NULL, NULL), ETRN_STARTED);
+    end = time(NULL) + 5;
+    while (hm_sink_connections(slow) == 0 && time(NULL) < end) {
+        struct timeval tv = {0, 20000};
+        event_base_loopexit(t_base, &tv);
+        event_base_dispatch(t_base);
+    }
+    assert_int_equal(hm_sink_connections(slow), 1);
+    assert_int_equal(t_rcpt_state(m, "u@f.test", NULL, 0), STORE_RCPT_LEASED);
+    etrn_shutdown(e);
+    assert_int_equal(etrn_active_runs(e), 0);
+    assert_int_equal(t_rcpt_state(m, "u@f.test", reply, sizeof(reply)), STORE_RCPT_HELD);
+    assert_int_equal(etrn_kick(e, "f.test", false, NULL, NULL, NULL), ETRN_ERROR);
+    etrn_engine_free(e);
+    hm_sink_free(slow);
+}
+
+/* test_etrn_rounds - more than two claim batches: every message delivered, in rounds. */
+static void test_etrn_rounds(void **state)
+{
+    enum { N = 1100 };
+    static struct store_rcpt_in r[N];
+    static struct store_msg_in m[N];
+    static const struct store_msg_in *mp[N];
+    static store_msgid_t ids[N];
+    static int status[N];
+    static char addrs[N][32];
+    struct iovec iov = {(void *)t_body, sizeof(t_body) - 1};
+    struct etrn_engine *e;
+    size_t before = hm_sink_count(t_cust), pending = 0;
+
+    (void)state;
+    t_domain("h.test", hm_sink_port(t_cust), true);
+    for (size_t i = 0; i < N; i++) {
+        snprintf(addrs[i], sizeof(addrs[i]), "u%zu@h.test", i);
+        r[i] = (struct store_rcpt_in){.addr = addrs[i]};
+        m[i] = (struct store_msg_in){.site = "default",
+                                     .sender = "bulk@x.test",
+                                     .arrival = (int64_t)time(NULL),
+                                     .rcpts = &r[i],
+                                     .nrcpts = 1,
+                                     .iov = &iov,
+                                     .iovcnt = 1,
+                                     .body_fd = -1,
+                                     .body_len = sizeof(t_body) - 1,
+                                     .client_addr = "127.0.0.1",
+                                     .client_helo = "mta.test"};
+        mp[i] = &m[i];
+    }
+    assert_int_equal(store_msg_add(t_st, mp, N, ids, status), STORE_OK);
+    e = etrn_engine_new(t_base, t_st, &t_cf);
+    assert_int_equal(etrn_kick(e, "h.test", false, NULL, NULL, &pending), ETRN_STARTED);
+    assert_int_equal(pending, N);
+    t_run_until(t_idle, e);
+    assert_int_equal(hm_sink_count(t_cust) - before, N);
+    assert_int_equal(etrn_kick(e, "h.test", false, NULL, NULL, &pending), ETRN_NOTHING);
+    etrn_engine_free(e);
+}
+
 /* main - the test table; one store and two sinks for the group. */
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_etrn_end_to_end),
-        cmocka_unit_test(test_etrn_unreachable),
-        cmocka_unit_test(test_etrn_rate),
+        cmocka_unit_test(test_etrn_end_to_end),  cmocka_unit_test(test_etrn_unreachable),
+        cmocka_unit_test(test_etrn_rate),        cmocka_unit_test(test_qmgr_expiry),
+        cmocka_unit_test(test_shutdown_mid_run), cmocka_unit_test(test_etrn_rounds),
     };
 
     log_open("test_etrn_run", true);

@@ -632,6 +632,25 @@ static void test_env_info(void **state)
     assert_string_equal(store_rcpt_state_name(STORE_RCPT_LEASED), "leased");
 }
 
+/* test_status_ids - status texts and queue id round trips. */
+static void test_status_ids(void **state)
+{
+    char buf[STORE_ID_LEN];
+    store_msgid_t id;
+
+    (void)state;
+    assert_string_equal(store_strerror(STORE_FULL), "queue storage full");
+    assert_string_equal(store_strerror(12345), "unknown status");
+    assert_string_equal(store_id_format(0x4F2A9C, buf), "00004F2A9C");
+    assert_true(store_id_parse(buf, &id));
+    assert_int_equal(id, 0x4F2A9C);
+    assert_true(store_id_parse("ffffffffffffffff", &id));
+    assert_int_equal(id, UINT64_MAX);
+    assert_false(store_id_parse("", &id));
+    assert_false(store_id_parse("12G4", &id));
+    assert_false(store_id_parse("11112222333344445", &id));
+}
+
 /* test_version_newer - a schema record from the future gives STORE_VERSION. */
 static void test_version_newer(void **state)
 {
@@ -874,6 +893,32 @@ static void test_fuzz_records(void **state)
     }
 }
 
+/* test_corrupt_skips - expiry and notes go on past a damaged message. */
+static void test_corrupt_skips(void **state)
+{
+    struct fx *f = *state;
+    store_msgid_t bad =
+        add_msg(f->st, "default", "s@x", (const char *[]){"u@e.example"}, 1, "a", 1);
+    store_msgid_t good =
+        add_msg(f->st, "default", "s@x", (const char *[]){"u@e.example"}, 1, "b", 2);
+    uint8_t key[9], junk[3] = {1, 0, 0};
+    struct store_note *notes;
+    size_t nn, exp, warn;
+
+    for (int i = 7; i >= 0; i--)
+        key[7 - i] = (uint8_t)(bad >> (i * 8));
+    key[8] = STORE_NOTE_FAILED;
+    assert_int_equal(store_debug_put(f->st, "msg", key, 8, junk, sizeof(junk)), STORE_OK);
+    assert_int_equal(store_debug_put(f->st, "notes", key, 9, junk, sizeof(junk)), STORE_OK);
+    assert_int_equal(store_expire(f->st, 10000, 100, 0, &exp, &warn), STORE_OK);
+    assert_int_equal(exp, 1); /* the good message expired */
+    assert_int_equal(store_note_next(f->st, 10, &notes, &nn), STORE_OK);
+    assert_int_equal(nn, 1);
+    assert_int_equal(notes[0].msgid, good);
+    store_note_free(notes, nn);
+    assert_int_equal(store_note_done(f->st, bad, STORE_NOTE_FAILED), STORE_OK);
+}
+
 /* main - run the API tests. */
 int main(void)
 {
@@ -891,11 +936,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hold_and_max_msgs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_info, setup, teardown),
+        cmocka_unit_test(test_status_ids),
         cmocka_unit_test_setup_teardown(test_version_newer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounce, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_skips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_records, setup, teardown),
     };
 

@@ -315,7 +315,9 @@ static void test_kill_during_commit(void **state)
             _exit(writer(dir, p[1], (unsigned)round * 1000000u + 1));
         }
         close(p[1]);
-        usleep(100000 + (useconds_t)(rand() % 400000));
+        /* wait for the first durable message (at most 20 s), then kill at random */
+        assert_true(poll(&(struct pollfd){p[0], POLLIN, 0}, 1, 20000) == 1);
+        usleep(50000 + (useconds_t)(rand() % 400000));
         assert_int_equal(kill(pid, SIGKILL), 0);
         n = read_ids(p[0], ids + total, cap - total);
         close(p[0]);

@@ -121,6 +121,7 @@ static int claimer(const char *dir, int startfd, int outfd, int releasefd)
             break;
         }
         store_claim_free(cl);
+        usleep(500); /* let the other claimer in: both must really compete */
     }
     close(outfd);
     store_close(st);
