@@ -239,7 +239,7 @@ static int ctl_queue_show(const struct conf *cf, int argc, char **argv)
         printf("arrival:     %s\nsize:        %llu\nclient:      %s (helo %s)\n",
                ctl_iso_time(m.arrival, t, sizeof(t)), (unsigned long long)m.size, m.client_addr,
                m.client_helo);
-        printf("envid:       %s\nret:         %s\nbody:        %s\n", m.envid,
+        printf("envid:       %s\nret:         %s\nbody:        %s\n", m.envid[0] ? m.envid : "-",
                m.ret == STORE_RET_FULL   ? "FULL"
                : m.ret == STORE_RET_HDRS ? "HDRS"
                                          : "-",
