@@ -65,6 +65,12 @@ static void log_vemit(int prio, const char *tag, const char *fmt, va_list ap)
         va_end(ap);                                                           \
     } while (0)
 
+/* log_foreground - true when lines go to stderr. */
+bool log_foreground(void)
+{
+    return log_stderr;
+}
+
 /* log_debug - detail for developers, only when verbose. */
 void log_debug(const char *fmt, ...)
 {

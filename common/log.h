@@ -29,6 +29,8 @@ void log_open(const char *prog, bool foreground);
 /* log_set_verbose - enable log_debug output. */
 void log_set_verbose(int level);
 int log_verbose(void);
+/* log_foreground - true when logging to stderr (-f). */
+bool log_foreground(void);
 
 void log_debug(const char *fmt, ...) HM_PRINTF(1, 2);
 void log_info(const char *fmt, ...) HM_PRINTF(1, 2);

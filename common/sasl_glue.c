@@ -81,6 +81,9 @@ static sasl_callback_t *sasl_glue_callbacks(void)
     return cbs;
 }
 
+/* sasl_glue_app - the application name given to libsasl2 (lives until exit). */
+static char *sasl_glue_app;
+
 /* sasl_glue_init - initialise libsasl2 once for this process. */
 bool sasl_glue_init(const struct conf *cf, bool server, char *err, size_t errlen)
 {
@@ -90,8 +93,13 @@ bool sasl_glue_init(const struct conf *cf, bool server, char *err, size_t errlen
         return true;
     free(sasl_glue_confdir);
     sasl_glue_confdir = cf->sasl_conf_dir != NULL ? xstrdup(cf->sasl_conf_dir) : NULL;
+    /* libsasl2 keeps the application name pointer for the process's life
+     * (it is read again by every sasl_server_new): give it a copy that a
+     * configuration reload cannot free. */
+    if (sasl_glue_app == NULL)
+        sasl_glue_app = xstrdup(cf->sasl_app != NULL ? cf->sasl_app : "holdmx");
     if (server)
-        r = sasl_server_init(sasl_glue_callbacks(), cf->sasl_app);
+        r = sasl_server_init(sasl_glue_callbacks(), sasl_glue_app);
     else
         r = sasl_client_init(sasl_glue_callbacks());
     if (r != SASL_OK) {

@@ -218,6 +218,8 @@ static void queued_reload(struct queued *q)
     queued_conf_drop(q, q->cf);
     q->cf = ncf;
     log_info("configuration reloaded: %d sites", ncf->nsites);
+    if (q->turnd)
+        supervise_turnd_reload();
 }
 
 /* queued_drain - shutdown: wait (bounded) for sessions to finish, then leave the loop. */

@@ -11,8 +11,8 @@
  * The binary is cf->turnd_path when set, else "turnd" next to queued's own
  * executable (the directory of /proc/self/exe, or of argv0 when /proc is
  * not available), else ../turnd/turnd from there (the build tree layout).
- * -f is passed through when queued logs to a terminal or file (it runs in
- * the foreground): stderr is then not /dev/null.  Only the child's own pid
+ * -f is passed through when queued itself runs with -f (log_foreground()).
+ * A configuration reload of queued is forwarded to turnd as SIGHUP.  Only the child's own pid
  * is ever waited for or signalled.
  */
 #include "supervise.h"
@@ -102,18 +102,6 @@ static char *supervise_find(const struct conf *cf, const char *argv0)
     }
     free(dir);
     return p;
-}
-
-/* supervise_stderr_is_null - true when stderr is closed or /dev/null (daemon mode). */
-static bool supervise_stderr_is_null(void)
-{
-    struct stat a, b;
-
-    if (fstat(2, &a) != 0)
-        return true;
-    if (stat("/dev/null", &b) != 0)
-        return false;
-    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 /* supervise_child - in the forked child: clean signal state and exec turnd. */
@@ -239,7 +227,7 @@ void supervise_turnd_start(struct event_base *base, const struct conf *cf, const
     sup.base = base;
     sup.path = supervise_find(cf, argv0);
     sup.conf_path = xstrdup(realpath(conf_path, real) != NULL ? real : conf_path);
-    sup.foreground = !supervise_stderr_is_null();
+    sup.foreground = log_foreground();
     sup.verbose = log_verbose();
     sup.backoff = SUPERVISE_BACKOFF_MIN;
     sup.sigchld = evsignal_new(base, SIGCHLD, supervise_sigchld_cb, NULL);
@@ -263,6 +251,15 @@ static bool supervise_wait(int secs)
         nanosleep(&nap, NULL);
     }
     return false;
+}
+
+/* supervise_turnd_reload - forward queued's reload to turnd with SIGHUP. */
+void supervise_turnd_reload(void)
+{
+    if (sup.base == NULL || sup.pid <= 0)
+        return;
+    if (kill(sup.pid, SIGHUP) == 0)
+        log_info("turnd pid=%ld: reload requested", (long)sup.pid);
 }
 
 /* supervise_turnd_stop - no more restarts; SIGTERM, bounded wait, SIGKILL. */

@@ -15,6 +15,8 @@ struct conf;
 /* supervise_turnd_start - fork/exec turnd and restart it when it dies. */
 void supervise_turnd_start(struct event_base *base, const struct conf *cf, const char *argv0,
                            const char *conf_path);
+/* supervise_turnd_reload - pass a configuration reload on to turnd (SIGHUP). */
+void supervise_turnd_reload(void);
 /* supervise_turnd_stop - stop supervising and terminate turnd. */
 void supervise_turnd_stop(void);
 
