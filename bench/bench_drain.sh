@@ -80,7 +80,7 @@ one_secs=$(bench_secs "$t0" "$t1")
 # ---- 2b. anchor: stock Postfix ETRN flush to smtp-sink
 bench_pf_start held.test "[127.0.0.1]:$SINK_PORT"
 bench_source "$PF_PORT" 127.0.0.1 user@held.test -s "$SESSIONS" || fail=1
-bench_wait_secs 300 bench_pf_settled
+bench_pf_settle 300
 held=$(bench_pf_deferred)
 [ "$held" = "$N" ] || echo "WARNING: Postfix holds $held, expected $N"
 t0=$(bench_now)
@@ -93,10 +93,10 @@ sleep 0.5
 pf_sent=$(grep -c "status=sent" "$W/logs/postfix.maillog")
 stop_postfix
 
-printf '\n%-44s %9s %8s   %-36s %9s %8s %6s\n' "holdmx" seconds msg/s anchor seconds msg/s ratio
-printf '%-44s %9s %8s   %-36s %9s %8s %6s\n' "ODMR drain, 1 ATRN connection" "$odmr_secs" "$odmr_rate" \
+printf '\n%-44s %9s %8s   %-46s %9s %8s %6s\n' "holdmx" seconds msg/s anchor seconds msg/s ratio
+printf '%-44s %9s %8s   %-46s %9s %8s %6s\n' "ODMR drain, 1 ATRN connection" "$odmr_secs" "$odmr_rate" \
     "smtp-source -s 1 -> smtp-sink" "$one_secs" "$one_rate" "$(bench_ratio "$odmr_rate" "$one_rate")"
-printf '%-44s %9s %8s   %-36s %9s %8s %6s\n' "ETRN drain -> smtp-sink" "$hm_etrn_secs" "$hm_etrn_rate" \
+printf '%-44s %9s %8s   %-46s %9s %8s %6s\n' "ETRN drain -> smtp-sink" "$hm_etrn_secs" "$hm_etrn_rate" \
     "postfix ETRN flush -> smtp-sink ($pf_sent sent)" "$pf_secs" "$pf_rate" "$(bench_ratio "$hm_etrn_rate" "$pf_rate")"
 [ $fail = 0 ] || e2e_dump_logs
 exit $fail

@@ -47,7 +47,7 @@ bench_source "$PF_PORT" 127.0.0.1 user@bench.test -s "$SESSIONS" $SRC_OPTS || {
     fail=1
 }
 t3=$(bench_now)
-bench_wait_secs 300 bench_pf_settled
+bench_pf_settle 300
 t3s=$(bench_now)
 pf_rate=$(bench_rate "$N" "$t2" "$t3")
 pf_count=$(bench_pf_deferred)

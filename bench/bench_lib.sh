@@ -66,6 +66,16 @@ bench_pf_settled() {
 # bench_pf_deferred - number of deferred (held) queue files.
 bench_pf_deferred() { find "$PF/spool/deferred" -type f | wc -l; }
 
+# bench_pf_all_deferred - all N messages sit in deferred/ (readdir may miss
+# files that qmgr renames meanwhile, so callers poll this).
+bench_pf_all_deferred() { [ "$(bench_pf_deferred)" -ge "$N" ]; }
+
+# bench_pf_settle SECS - wait until qmgr has deferred all N messages (or
+# nothing is in flight any more after SECS).
+bench_pf_settle() {
+    bench_wait_secs "$1" bench_pf_all_deferred || bench_pf_settled
+}
+
 # bench_wait_secs SECS CMD... - like e2e_wait but polls every 0.05 s.
 bench_wait_secs() {
     local t=$1 i=0

@@ -27,7 +27,7 @@ e2e_ports SINK_PORT
 bench_pf_start bench.test "[127.0.0.1]:$SINK_PORT"
 pf_idle=$(bench_mem "$PF_MASTER_PID")
 bench_source "$PF_PORT" 127.0.0.1 user@bench.test -s "$SESSIONS" || fail=1
-bench_wait_secs 300 bench_pf_settled
+bench_pf_settle 300
 sleep 1
 pf_full=$(bench_mem "$PF_MASTER_PID")
 pf_disk=$(du -sk "$PF/spool" | awk '{print $1}')

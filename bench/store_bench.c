@@ -10,8 +10,9 @@
  * the end.  Usage: store_bench [-n reps] [-s body_bytes] [-t tmpdir]
  */
 #include "store.h"
+/* The temp-dir and store-open helpers are shared with the unit tests. */
+#include "../tests/unit/hm_testutil.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,24 +42,6 @@ static int bench_cmp(const void *a, const void *b)
     double x = *(const double *)a, y = *(const double *)b;
 
     return x < y ? -1 : x > y;
-}
-
-/* bench_rmdir - remove the flat store directory. */
-static void bench_rmdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[600];
-
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-    closedir(d);
-    rmdir(dir);
 }
 
 /* bench_batch - time reps commits of batch messages; print the figures. */
@@ -136,31 +119,28 @@ static int bench_args(int argc, char **argv, struct bench_cfg *cfg)
 int main(int argc, char **argv)
 {
     struct bench_cfg cfg = {.reps = 200, .body = 4096, .tmp = "/tmp"};
-    char dir[512], err[256], *body;
-    struct store_opts o = {.dir = dir, .map_size = 256ull << 20, .map_size_max = 8ull << 30};
+    char dir[512], *body;
     struct store *st;
     int rc;
 
     if (bench_args(argc, argv, &cfg) != 0)
         return 64;
-    snprintf(dir, sizeof(dir), "%s/hm_store_bench_XXXXXX", cfg.tmp);
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
+    if (hm_test_mkdtemp(dir, sizeof(dir), cfg.tmp, "store_bench") == NULL)
+        return 1;
+    if ((body = malloc(cfg.body)) == NULL) {
+        hm_test_rmdir(dir);
         return 1;
     }
-    if ((body = malloc(cfg.body)) == NULL)
-        return 1;
     memset(body, 'x', cfg.body);
-    if ((rc = store_open(&st, &o, err, sizeof(err))) != STORE_OK) {
-        fprintf(stderr, "store_open: %s\n", err);
-        bench_rmdir(dir);
+    if ((st = hm_test_store_open(dir, 256ull << 20, 8ull << 30)) == NULL) {
+        hm_test_rmdir(dir);
         free(body);
         return 1;
     }
     printf("store_bench: %d commits per batch size, fsync on, dir %s\n", cfg.reps, dir);
     rc = bench_batch(st, &cfg, 1, body) || bench_batch(st, &cfg, BENCH_MAX_BATCH, body);
     store_close(st);
-    bench_rmdir(dir);
+    hm_test_rmdir(dir);
     free(body);
     return rc;
 }

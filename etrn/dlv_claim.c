@@ -3,12 +3,16 @@
  *
  * dlv_start_claim() hands a struct store_claim (recipients leased by
  * owner) to the engine.  Bodies are read piecewise with store_body_read;
- * each message's outcomes are written in one store_outcome_apply call.
+ * each message's outcomes are written in one store_outcome_apply call,
+ * and the recipients the store accepted are counted in the process's
+ * delivered / deferred / bounced metrics (this is the one place where both
+ * ETRN runs and turnd's reversed sessions record delivery outcomes).
  * The claim is freed with store_claim_free when the session ends.
  */
 #include "dlv.h"
 #include "dlv_src.h"
 #include "log.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 #include <stdlib.h>
@@ -71,29 +75,48 @@ static int dlv_claim_read(void *ctx, size_t i, uint64_t off, void *buf, size_t l
     return 0;
 }
 
+/* dlv_claim_count - count the outcomes the store recorded (status STORE_OK). */
+static void dlv_claim_count(const struct store_outcome *o, const int *status, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        if (status[j] != STORE_OK)
+            continue;
+        if (o[j].kind == STORE_OUT_DELIVERED)
+            metrics_inc(METRIC_DELIVERED_RCPTS);
+        else if (o[j].kind == STORE_OUT_FAILED)
+            metrics_inc(METRIC_BOUNCED_RCPTS);
+        else
+            metrics_inc(METRIC_DEFERRED_RCPTS);
+    }
+}
+
 /* dlv_claim_apply - one transaction with every recipient's outcome of message i. */
 static void dlv_claim_apply(void *ctx, size_t i, const int *kinds, const char *const *replies)
 {
     struct dlv_claim_src *c = ctx;
     const struct store_claim_msg *m = &c->claim->msgs[i];
     struct store_outcome *o;
-    int rc;
+    int rc, *status;
 
     if (m->nrcpts == 0)
         return;
     o = xcalloc(m->nrcpts, sizeof(*o));
+    status = xcalloc(m->nrcpts, sizeof(*status));
     for (size_t j = 0; j < m->nrcpts; j++) {
         o[j].msgid = m->info.id;
         o[j].idx = m->rcpts[j].idx;
         o[j].kind = kinds[j];
         o[j].reply = replies[j] ? replies[j] : "";
     }
-    rc = store_outcome_apply(c->st, &c->owner, o, m->nrcpts, NULL);
-    if (rc != STORE_OK) {
+    rc = store_outcome_apply(c->st, &c->owner, o, m->nrcpts, status);
+    if (rc == STORE_OK) {
+        dlv_claim_count(o, status, m->nrcpts);
+    } else {
         char qid[STORE_ID_LEN];
         log_error("%s: recording delivery outcomes failed: %s (leases will expire)",
                   store_id_format(m->info.id, qid), store_strerror(rc));
     }
+    free(status);
     free(o);
 }
 

@@ -3,10 +3,10 @@
  * delay warnings and DSN delivery to bounce_relay.
  *
  * etrn_qmgr_tick() recovers leases of dead or late owners, lets the store
- * expire held mail (failure notes) and queue delay warnings (delay
- * notes), then takes the oldest pending notes, builds each DSN (dsn.c)
- * and delivers it with dlv_start_mem() to bounce_relay using the null
- * sender.  A note is marked done only when the relay accepted the DSN
+ * expire held mail (failure notes; expired recipients count as bounced
+ * in the metrics) and queue delay warnings (delay notes), then takes the
+ * oldest pending notes, builds each DSN (dsn.c) and delivers it with dlv_start_mem() to
+ * bounce_relay using the null sender.  A note is marked done only when the relay accepted the DSN
  * (or refused it permanently, which is logged); otherwise it stays for a
  * later tick.  A note never has two deliveries in flight at once, and at
  * most ETRN_DSN_MAX_INFLIGHT DSNs are in flight.
@@ -16,6 +16,7 @@
 #include "dsn.h"
 #include "etrn_int.h"
 #include "log.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 #include <event2/bufferevent.h>
@@ -281,7 +282,9 @@ void etrn_qmgr_tick(struct etrn_engine *e)
     rc = store_expire(e->st, now, e->cf->hold_time, e->cf->delay_warning, &expired, &warned);
     if (rc != STORE_OK)
         log_error("qmgr: expiry: %s", store_strerror(rc));
-    else if (expired || warned)
+    else
+        metrics_add(METRIC_BOUNCED_RCPTS, expired); /* "failed (5xx, expiry, operator)" */
+    if (rc == STORE_OK && (expired || warned))
         log_info("qmgr: %zu recipients expired, %zu delay warnings queued", expired, warned);
     etrn_qmgr_notes(e, now);
 }

@@ -22,6 +22,7 @@
  */
 #include "etrn_int.h"
 #include "log.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 #include <event2/bufferevent.h>
@@ -124,6 +125,16 @@ static void etrn_run_finish(struct etrn_run *r)
         etrn_run_free(r);
 }
 
+/* etrn_settle_count - metrics for the outcomes of kind the store recorded. */
+static void etrn_settle_count(int kind, const int *status, size_t n)
+{
+    uint64_t applied = 0;
+
+    for (size_t j = 0; j < n; j++)
+        applied += status[j] == STORE_OK;
+    metrics_add(kind == STORE_OUT_FAILED ? METRIC_BOUNCED_RCPTS : METRIC_DEFERRED_RCPTS, applied);
+}
+
 /* etrn_settle_claim - one outcome for every recipient of claim, one transaction per message. */
 static void etrn_settle_claim(struct etrn_run *r, struct store_claim *c, int kind, const char *why)
 {
@@ -132,6 +143,7 @@ static void etrn_settle_claim(struct etrn_run *r, struct store_claim *c, int kin
     for (size_t i = 0; c && i < c->nmsgs; i++) {
         struct store_claim_msg *m = &c->msgs[i];
         struct store_outcome *o = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof(*o));
+        int *st = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof(*st));
         char qid[STORE_ID_LEN];
         int rc;
 
@@ -146,13 +158,16 @@ static void etrn_settle_claim(struct etrn_run *r, struct store_claim *c, int kin
                      log_printable(addr, sizeof(addr), m->rcpts[j].addr, strlen(m->rcpts[j].addr)),
                      (long long)(etrn_now() - m->info.arrival), status[kind], why);
         }
-        rc = store_outcome_apply(r->e->st, &r->e->owner, o, m->nrcpts, NULL);
+        rc = store_outcome_apply(r->e->st, &r->e->owner, o, m->nrcpts, st);
         if (rc != STORE_OK)
             log_error("%s: recording outcomes: %s", qid, store_strerror(rc));
+        else
+            etrn_settle_count(kind, st, m->nrcpts);
         if (kind == STORE_OUT_FAILED)
             r->failed += m->nrcpts;
         else
             r->deferred += m->nrcpts;
+        free(st);
         free(o);
     }
 }

@@ -5,9 +5,13 @@
  * Listing verbs open the store read-only.  Actions on many messages first
  * collect the ids (store_msg_iter callbacks must not write) and then act on
  * each id in its own store call, so an interruption leaves every message
- * either done or untouched.  "bounce" claims the recipients as this process
- * (a lease that dies with it) and records them FAILED with the reason
- * "bounced by the operator", which makes the store queue a DSN.
+ * either done or untouched.  "bounce ID" fails every pending recipient of
+ * the message in one store call (store_msg_bounce); "bounce --domain D"
+ * claims the domain's recipients as this process (a lease that dies with
+ * it) and records them FAILED.  Either way the reason is "bounced by the
+ * operator", the store queues the DSN, and a running queued is told the
+ * count (STATS) for its bounced_recipients metric.  Like hold, release and
+ * delete, bounce writes to the store directly and works with queued down.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -336,16 +340,14 @@ static int ctl_queue_simple(const struct conf *cf, int argc, char **argv)
     return rc;
 }
 
-/* ctl_bounce_claimed - FAILED outcomes for the claimed recipients of id (all when id 0). */
+/* ctl_bounce_claimed - FAILED outcomes for every claimed recipient of c. */
 static size_t ctl_bounce_claimed(struct store *st, const struct store_owner *me,
-                                 const struct store_claim *c, store_msgid_t id)
+                                 const struct store_claim *c)
 {
     struct store_outcome *o = xcalloc(c->nrcpts + 1, sizeof(*o));
     size_t i, j, n = 0;
 
     for (i = 0; i < c->nmsgs; i++) {
-        if (id != 0 && c->msgs[i].info.id != id)
-            continue;
         for (j = 0; j < c->msgs[i].nrcpts; j++) {
             o[n].msgid = c->msgs[i].rcpts[j].msgid;
             o[n].idx = c->msgs[i].rcpts[j].idx;
@@ -360,50 +362,30 @@ static size_t ctl_bounce_claimed(struct store *st, const struct store_owner *me,
     return n;
 }
 
-/* ctl_msg_domains - distinct domains of the pending recipients of one message. */
-static size_t ctl_msg_domains(const struct store_rcpt_info *r, size_t nr, const char **out)
-{
-    size_t i, j, n = 0;
-
-    for (i = 0; i < nr; i++) {
-        if (r[i].state != STORE_RCPT_HELD)
-            continue;
-        for (j = 0; j < n && strcmp(out[j], r[i].domain) != 0; j++)
-            ;
-        if (j == n)
-            out[n++] = r[i].domain;
-    }
-    return n;
-}
-
-/* ctl_bounce_id - bounce every pending recipient of one message. */
+/* ctl_bounce_id - bounce every pending recipient of one message (one store transaction). */
 static int ctl_bounce_id(struct store *st, store_msgid_t id, size_t *bounced)
 {
-    struct store_msg_info m;
-    struct store_rcpt_info *r = NULL;
-    struct store_claim *c = NULL;
-    struct store_owner me;
-    const char **doms;
-    size_t nr = 0, nd;
-    int rc = store_msg_get(st, id, &m, &r, &nr);
+    size_t failed = 0;
+    int rc = store_msg_bounce(st, id, CTL_BOUNCE_REASON, &failed);
 
-    if (rc != STORE_OK)
-        return rc;
-    doms = xcalloc(nr + 1, sizeof(*doms));
-    nd = ctl_msg_domains(r, nr, doms);
-    store_owner_self(&me);
-    if (m.flags & STORE_MSG_HOLD)
-        store_msg_set_flags(st, id, 0, STORE_MSG_HOLD);
-    rc = nd > 0 ? store_claim(st, doms, nd, false, &me, 600, 0, &c) : STORE_OK;
-    if (rc == STORE_OK && c != NULL)
-        *bounced += ctl_bounce_claimed(st, &me, c, id);
-    store_lease_release(st, &me);
-    if ((m.flags & STORE_MSG_HOLD) && store_msg_get(st, id, &m, NULL, NULL) == STORE_OK)
-        store_msg_set_flags(st, id, STORE_MSG_HOLD, 0);
-    store_claim_free(c);
-    free(doms);
-    free(r);
+    if (rc == STORE_OK)
+        *bounced += failed;
     return rc;
+}
+
+/*
+ * ctl_bounce_report - tell a running queued how many recipients were
+ * bounced, so /metrics counts operator bounces (best effort: a queued that
+ * is down or busy just misses them).
+ */
+static void ctl_bounce_report(const struct conf *cf, size_t bounced)
+{
+    char req[64], reply[128];
+
+    if (bounced == 0)
+        return;
+    snprintf(req, sizeof(req), "STATS bounced_recipients=%zu", bounced);
+    (void)ctl_client_call(cf, req, reply, sizeof(reply), 2000);
 }
 
 /* ctl_queue_bounce - "queue bounce ID | --domain D". */
@@ -425,13 +407,14 @@ static int ctl_queue_bounce(const struct conf *cf, int argc, char **argv)
         store_owner_self(&me);
         rc = store_claim(st, &domain, 1, false, &me, 600, 0, &c);
         if (rc == STORE_OK)
-            bounced = ctl_bounce_claimed(st, &me, c, 0);
+            bounced = ctl_bounce_claimed(st, &me, c);
         store_lease_release(st, &me);
         store_claim_free(c);
     } else {
         rc = ctl_bounce_id(st, id, &bounced);
     }
     store_close(st);
+    ctl_bounce_report(cf, bounced);
     if (rc != STORE_OK) {
         fprintf(stderr, "queuectl: bounce failed: %s\n",
                 rc == STORE_NOTFOUND ? "no such message or domain" : store_strerror(rc));
@@ -441,8 +424,9 @@ static int ctl_queue_bounce(const struct conf *cf, int argc, char **argv)
            "bounce_relay)\n",
            bounced, bounced == 1 ? "" : "s");
     if (bounced == 0)
-        printf("bounce: nothing was pending (recipients on hold in a delivery in progress "
-               "are skipped; try again)\n");
+        printf("bounce: nothing was pending%s\n",
+               domain != NULL ? " (recipients in a delivery in progress are skipped; try again)"
+                              : "");
     return 0;
 }
 

@@ -6,6 +6,11 @@
  * idle timeout and an explicit state (reading / closing).  Requests are
  * dispatched through one command table; every reply is one line.  The
  * server owns its connections; ctl_server_stop() frees them all.
+ *
+ * STATS is how turnd's counters reach queued's /metrics: turnd sends the
+ * deltas since its last acknowledged push ("STATS atrn_250=1
+ * auth_failures=2 sessions_odmr=0"); metrics_stats_apply() checks every
+ * word against the metric table and adds them all or none.
  */
 #include "ctl_server.h"
 
@@ -28,6 +33,7 @@
 #include "line.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_http.h"
 #include "xalloc.h"
 
 #define CTL_OUT_MAX (64 * 1024) /* unread replies before we stop reading */
@@ -58,9 +64,16 @@ struct ctl_server {
 
 typedef void (*ctl_cmd_fn)(struct ctl_server *s, const char *arg, char *reply, size_t len);
 
+/* ctl_arg_kind - what a request takes after its name. */
+enum ctl_arg_kind {
+    CTL_ARG_NONE = 0, /* nothing */
+    CTL_ARG_WORD,     /* one printable word (domain, site) */
+    CTL_ARG_LIST,     /* one or more printable words separated by spaces */
+};
+
 struct ctl_cmd {
     const char *name;
-    bool needs_arg;
+    enum ctl_arg_kind arg;
     ctl_cmd_fn fn;
 };
 
@@ -160,7 +173,21 @@ static void ctl_cmd_etrn(struct ctl_server *s, const char *arg, char *reply, siz
     size_t pending;
     int st = ctl_kick(s, arg, &pending);
 
+    metrics_http_etrn_status(st); /* turnd's customers' ETRN requests */
     snprintf(reply, len, "%s %zu", etrn_status_name(st), pending);
+}
+
+/* ctl_cmd_stats - "STATS name=value ...": add another process's counter deltas. */
+static void ctl_cmd_stats(struct ctl_server *s, const char *arg, char *reply, size_t len)
+{
+    char why[128];
+
+    (void)s;
+    if (!metrics_stats_apply(arg, 1u << METRIC_PROTO_ODMR, why, sizeof(why))) {
+        snprintf(reply, len, "ERR %s", why);
+        return;
+    }
+    snprintf(reply, len, "OK");
 }
 
 /* ctl_cmd_flush - "queuectl queue flush DOMAIN". */
@@ -227,26 +254,30 @@ static void ctl_cmd_drain_end(struct ctl_server *s, const char *arg, char *reply
 }
 
 static const struct ctl_cmd ctl_cmds[] = {
-    {"PING", false, ctl_cmd_ping},
-    {"QUIT", false, ctl_cmd_quit},
-    {"ETRN", true, ctl_cmd_etrn},
-    {"FLUSH", true, ctl_cmd_flush},
-    {"PAUSE", true, ctl_cmd_pause},
-    {"RESUME", true, ctl_cmd_resume},
-    {"DRAIN-START", true, ctl_cmd_drain_start},
-    {"DRAIN-END", true, ctl_cmd_drain_end},
+    {"PING", CTL_ARG_NONE, ctl_cmd_ping},
+    {"QUIT", CTL_ARG_NONE, ctl_cmd_quit},
+    {"ETRN", CTL_ARG_WORD, ctl_cmd_etrn},
+    {"FLUSH", CTL_ARG_WORD, ctl_cmd_flush},
+    {"PAUSE", CTL_ARG_WORD, ctl_cmd_pause},
+    {"RESUME", CTL_ARG_WORD, ctl_cmd_resume},
+    {"DRAIN-START", CTL_ARG_WORD, ctl_cmd_drain_start},
+    {"DRAIN-END", CTL_ARG_WORD, ctl_cmd_drain_end},
+    {"STATS", CTL_ARG_LIST, ctl_cmd_stats},
 };
 
-/* ctl_arg_ok - an argument is one word of printable ASCII within store limits. */
-static bool ctl_arg_ok(const char *arg)
+/*
+ * ctl_arg_ok - the argument fits kind: printable ASCII, one word within
+ * store limits (CTL_ARG_WORD) or words separated by spaces (CTL_ARG_LIST).
+ */
+static bool ctl_arg_ok(const char *arg, enum ctl_arg_kind kind)
 {
     size_t n = strlen(arg);
     const char *p;
 
-    if (n == 0 || n >= STORE_DOMAIN_MAX)
+    if (n == 0 || (kind == CTL_ARG_WORD && n >= STORE_DOMAIN_MAX))
         return false;
     for (p = arg; *p != '\0'; p++)
-        if (*p <= ' ' || *p >= 0x7f)
+        if ((*p <= ' ' && !(kind == CTL_ARG_LIST && *p == ' ')) || *p >= 0x7f)
             return false;
     return true;
 }
@@ -264,18 +295,19 @@ static bool ctl_dispatch(struct ctl_server *s, char *line, char *reply, size_t l
 
         if (strcasecmp(c->name, line) != 0)
             continue;
-        if (c->needs_arg && (arg == NULL || !ctl_arg_ok(arg))) {
-            snprintf(reply, len, "ERR %s needs one argument", c->name);
+        if (c->arg != CTL_ARG_NONE && (arg == NULL || !ctl_arg_ok(arg, c->arg))) {
+            snprintf(reply, len, "ERR %s needs %s", c->name,
+                     c->arg == CTL_ARG_WORD ? "one argument" : "name=value arguments");
             return false;
         }
-        if (!c->needs_arg && arg != NULL && arg[0] != '\0') {
+        if (c->arg == CTL_ARG_NONE && arg != NULL && arg[0] != '\0') {
             snprintf(reply, len, "ERR %s takes no argument", c->name);
             return false;
         }
         c->fn(s, arg != NULL ? arg : "", reply, len);
         return c->fn == ctl_cmd_quit;
     }
-    snprintf(reply, len, "ERR unknown request (try PING, FLUSH, PAUSE, RESUME, ETRN)");
+    snprintf(reply, len, "ERR unknown request (try PING, FLUSH, PAUSE, RESUME, ETRN, STATS)");
     return false;
 }
 

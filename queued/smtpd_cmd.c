@@ -1,7 +1,7 @@
 /*
  * smtpd_cmd.c - the SMTP command table, its dispatcher and the handlers.
  *
- * One table lists every verb with its handler and flags.  The dispatcher
+ * One table lists every verb with its handler (or fixed reply) and flags.  The dispatcher
  * applies the generic gates in one place, before any handler runs: NUL
  * bytes, "HELO/EHLO first", pipelining synchronisation (RFC 2920: a
  * last-in-group command must not be followed by more input before its
@@ -37,8 +37,9 @@
 struct smtpd_cmd {
     const char *verb; /* upper case; NULL = the unknown-command entry */
     const char *name; /* lower-case counter name for the disconnect line */
-    void (*handler)(struct smtpd_session *s, char *args);
+    void (*handler)(struct smtpd_session *s, char *args); /* NULL: send reply */
     unsigned flags;
+    const char *reply; /* the fixed reply of a verb without a handler */
 };
 
 static void smtpd_helo(struct smtpd_session *s, char *args);
@@ -46,32 +47,36 @@ static void smtpd_ehlo(struct smtpd_session *s, char *args);
 static void smtpd_starttls_cmd(struct smtpd_session *s, char *args);
 static void smtpd_data(struct smtpd_session *s, char *args);
 static void smtpd_rset(struct smtpd_session *s, char *args);
-static void smtpd_noop(struct smtpd_session *s, char *args);
 static void smtpd_quit(struct smtpd_session *s, char *args);
 static void smtpd_vrfy(struct smtpd_session *s, char *args);
-static void smtpd_help(struct smtpd_session *s, char *args);
-static void smtpd_notimpl(struct smtpd_session *s, char *args);
-static void smtpd_unknown(struct smtpd_session *s, char *args);
+
+/* Fixed replies of the verbs that need no handler. */
+#define SMTPD_REPLY_OK "250 2.0.0 Ok"
+#define SMTPD_REPLY_HELP                                                                           \
+    "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY ETRN STARTTLS HELP"
+#define SMTPD_REPLY_NOTIMPL "502 5.5.1 Error: command not implemented"
+#define SMTPD_REPLY_UNKNOWN "500 5.5.2 Error: command not recognized"
 
 static const struct smtpd_cmd smtpd_cmds[] = {
-    {"HELO", "helo", smtpd_helo, SMTPD_CMD_LAST_IN_GROUP | SMTPD_CMD_ALLOWED_BEFORE_HELO},
-    {"EHLO", "ehlo", smtpd_ehlo, SMTPD_CMD_LAST_IN_GROUP | SMTPD_CMD_ALLOWED_BEFORE_HELO},
-    {"STARTTLS", "starttls", smtpd_starttls_cmd, 0}, /* discards pipelined input */
-    {"MAIL", "mail", smtpd_mail, 0},
-    {"RCPT", "rcpt", smtpd_rcpt, 0},
-    {"DATA", "data", smtpd_data, SMTPD_CMD_LAST_IN_GROUP},
-    {"RSET", "rset", smtpd_rset, SMTPD_CMD_ALLOWED_BEFORE_HELO},
-    {"NOOP", "noop", smtpd_noop, SMTPD_CMD_INFO},
-    {"QUIT", "quit", smtpd_quit, SMTPD_CMD_ALLOWED_BEFORE_HELO},
-    {"VRFY", "vrfy", smtpd_vrfy, SMTPD_CMD_INFO},
-    {"HELP", "help", smtpd_help, SMTPD_CMD_INFO},
-    {"ETRN", "etrn", smtpd_etrn, SMTPD_CMD_LAST_IN_GROUP},
-    {"EXPN", "expn", smtpd_notimpl, SMTPD_CMD_INFO},
-    {"TURN", "turn", smtpd_notimpl, SMTPD_CMD_INFO},
-    {"ATRN", "atrn", smtpd_notimpl, SMTPD_CMD_INFO},
-    {"AUTH", "auth", smtpd_notimpl, SMTPD_CMD_INFO},
-    {"BDAT", "bdat", smtpd_notimpl, SMTPD_CMD_INFO},
-    {NULL, "unknown", smtpd_unknown, SMTPD_CMD_COUNTS_AS_JUNK | SMTPD_CMD_ALLOWED_BEFORE_HELO},
+    {"HELO", "helo", smtpd_helo, SMTPD_CMD_LAST_IN_GROUP | SMTPD_CMD_ALLOWED_BEFORE_HELO, NULL},
+    {"EHLO", "ehlo", smtpd_ehlo, SMTPD_CMD_LAST_IN_GROUP | SMTPD_CMD_ALLOWED_BEFORE_HELO, NULL},
+    {"STARTTLS", "starttls", smtpd_starttls_cmd, 0, NULL}, /* discards pipelined input */
+    {"MAIL", "mail", smtpd_mail, 0, NULL},
+    {"RCPT", "rcpt", smtpd_rcpt, 0, NULL},
+    {"DATA", "data", smtpd_data, SMTPD_CMD_LAST_IN_GROUP, NULL},
+    {"RSET", "rset", smtpd_rset, SMTPD_CMD_ALLOWED_BEFORE_HELO, NULL},
+    {"NOOP", "noop", NULL, SMTPD_CMD_INFO, SMTPD_REPLY_OK},
+    {"QUIT", "quit", smtpd_quit, SMTPD_CMD_ALLOWED_BEFORE_HELO, NULL},
+    {"VRFY", "vrfy", smtpd_vrfy, SMTPD_CMD_INFO, NULL},
+    {"HELP", "help", NULL, SMTPD_CMD_INFO, SMTPD_REPLY_HELP},
+    {"ETRN", "etrn", smtpd_etrn, SMTPD_CMD_LAST_IN_GROUP, NULL},
+    {"EXPN", "expn", NULL, SMTPD_CMD_INFO, SMTPD_REPLY_NOTIMPL},
+    {"TURN", "turn", NULL, SMTPD_CMD_INFO, SMTPD_REPLY_NOTIMPL},
+    {"ATRN", "atrn", NULL, SMTPD_CMD_INFO, SMTPD_REPLY_NOTIMPL},
+    {"AUTH", "auth", NULL, SMTPD_CMD_INFO, SMTPD_REPLY_NOTIMPL},
+    {"BDAT", "bdat", NULL, SMTPD_CMD_INFO, SMTPD_REPLY_NOTIMPL},
+    {NULL, "unknown", NULL, SMTPD_CMD_COUNTS_AS_JUNK | SMTPD_CMD_ALLOWED_BEFORE_HELO,
+     SMTPD_REPLY_UNKNOWN},
 };
 
 #define SMTPD_NCMDS ((int)(sizeof(smtpd_cmds) / sizeof(smtpd_cmds[0])))
@@ -183,7 +188,10 @@ void smtpd_cmd_dispatch(struct smtpd_session *s, const char *line, size_t len, u
     if (smtpd_pipelined(s, c))
         return;
     s->last_code = 0;
-    c->handler(s, args);
+    if (c->handler != NULL)
+        c->handler(s, args);
+    else
+        smtpd_reply(s, "%s", c->reply);
     if (s->last_code >= 400 && s->state != SMTPD_S_CLOSING)
         smtpd_error(s);
 }
@@ -291,14 +299,7 @@ static void smtpd_rset(struct smtpd_session *s, char *args)
         return;
     }
     smtpd_tx_reset(s);
-    smtpd_reply(s, "250 2.0.0 Ok");
-}
-
-/* smtpd_noop - NOOP. */
-static void smtpd_noop(struct smtpd_session *s, char *args)
-{
-    (void)args;
-    smtpd_reply(s, "250 2.0.0 Ok");
+    smtpd_reply(s, SMTPD_REPLY_OK);
 }
 
 /* smtpd_quit - QUIT: 221 and close. */
@@ -317,26 +318,4 @@ static void smtpd_vrfy(struct smtpd_session *s, char *args)
         return;
     }
     smtpd_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
-}
-
-/* smtpd_help - HELP. */
-static void smtpd_help(struct smtpd_session *s, char *args)
-{
-    (void)args;
-    smtpd_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY ETRN "
-                   "STARTTLS HELP");
-}
-
-/* smtpd_notimpl - verbs we know but do not offer on this port. */
-static void smtpd_notimpl(struct smtpd_session *s, char *args)
-{
-    (void)args;
-    smtpd_reply(s, "502 5.5.1 Error: command not implemented");
-}
-
-/* smtpd_unknown - anything else. */
-static void smtpd_unknown(struct smtpd_session *s, char *args)
-{
-    (void)args;
-    smtpd_reply(s, "500 5.5.2 Error: command not recognized");
 }

@@ -71,6 +71,15 @@ static bool smtpd_size_parse(const char *v, uint64_t *out)
     return true;
 }
 
+/* smtpd_param_unsupported - 555 for a MAIL/RCPT parameter we do not know. */
+static void smtpd_param_unsupported(struct smtpd_session *s, const char *key)
+{
+    char safe[LOG_PEER_MAX + 1];
+
+    smtpd_reply(s, "555 5.5.4 Unsupported option: %s",
+                log_printable(safe, sizeof(safe), key, strlen(key)));
+}
+
 /* smtpd_mail_param - one MAIL parameter into tx; false after an error reply. */
 static bool smtpd_mail_param(struct smtpd_session *s, struct smtpd_tx *tx, const char *key,
                              const char *val)
@@ -101,9 +110,7 @@ static bool smtpd_mail_param(struct smtpd_session *s, struct smtpd_tx *tx, const
         smtpd_reply(s, "501 5.5.4 Bad %s parameter", key);
         return false;
     } else {
-        char safe[LOG_PEER_MAX + 1];
-        smtpd_reply(s, "555 5.5.4 Unsupported option: %s",
-                    log_printable(safe, sizeof(safe), key, strlen(key)));
+        smtpd_param_unsupported(s, key);
         return false;
     }
     return true;
@@ -121,35 +128,52 @@ static void smtpd_path_reply(struct smtpd_session *s, int rc, bool sender)
         smtpd_reply(s, "501 %s Error: bad %s address syntax", dsn, who);
 }
 
+/*
+ * smtpd_path_args - the common front of MAIL and RCPT: "FROM:" / "TO:",
+ * the path into addr (*dom points at its domain), then the parameters.
+ * Returns the parameter string (may be empty), or NULL after an error reply.
+ */
+static char *smtpd_path_args(struct smtpd_session *s, char *args, bool sender, char *addr,
+                             size_t addrsz, const char **dom)
+{
+    const char *prefix = sender ? "FROM:" : "TO:";
+    size_t plen = strlen(prefix);
+    const char *q;
+    char *p;
+    int rc;
+
+    if (strncasecmp(args, prefix, plen) != 0) {
+        smtpd_reply(s, "501 5.5.4 Syntax: %s %s<address>", sender ? "MAIL" : "RCPT", prefix);
+        return NULL;
+    }
+    q = args + plen;
+    rc = smtpd_path_parse(&q, addr, addrsz, sender, dom);
+    if (rc != SMTPD_ADDR_OK || (*q != '\0' && *q != ' ')) {
+        smtpd_path_reply(s, rc == SMTPD_ADDR_OK ? SMTPD_ADDR_SYNTAX : rc, sender);
+        return NULL;
+    }
+    for (p = args + (q - args); *p == ' '; p++)
+        continue;
+    if (*p != '\0' && !s->esmtp) {
+        smtpd_reply(s, "555 5.5.4 Error: parameters need EHLO");
+        return NULL;
+    }
+    return p;
+}
+
 /* smtpd_mail - MAIL FROM:<path> [params]. */
 void smtpd_mail(struct smtpd_session *s, char *args)
 {
     char addr[STORE_ADDR_MAX], *p, *key, *val;
-    const char *q, *dom;
+    const char *dom;
     struct smtpd_tx *tx;
-    int rc;
 
     if (s->tx != NULL) {
         smtpd_reply(s, "503 5.5.1 Error: nested MAIL command");
         return;
     }
-    if (strncasecmp(args, "FROM:", 5) != 0) {
-        smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+    if ((p = smtpd_path_args(s, args, true, addr, sizeof(addr), &dom)) == NULL)
         return;
-    }
-    q = args + 5;
-    rc = smtpd_path_parse(&q, addr, sizeof(addr), true, &dom);
-    if (rc != SMTPD_ADDR_OK || (*q != '\0' && *q != ' ')) {
-        smtpd_path_reply(s, rc == SMTPD_ADDR_OK ? SMTPD_ADDR_SYNTAX : rc, true);
-        return;
-    }
-    p = args + (q - args);
-    while (*p == ' ')
-        p++;
-    if (*p != '\0' && !s->esmtp) {
-        smtpd_reply(s, "555 5.5.4 Error: parameters need EHLO");
-        return;
-    }
     if (smtpd_site_paused(s))
         return;
     tx = smtpd_tx_new(s);
@@ -216,9 +240,7 @@ static bool smtpd_rcpt_params(struct smtpd_session *s, char *p, struct smtpd_rcp
             }
             r->orcpt = xstrdup(val);
         } else {
-            char safe[LOG_PEER_MAX + 1];
-            smtpd_reply(s, "555 5.5.4 Unsupported option: %s",
-                        log_printable(safe, sizeof(safe), key, strlen(key)));
+            smtpd_param_unsupported(s, key);
             return false;
         }
     }
@@ -292,30 +314,15 @@ void smtpd_rcpt(struct smtpd_session *s, char *args)
 {
     char addr[STORE_ADDR_MAX], domain[STORE_DOMAIN_MAX], *p, *d;
     struct smtpd_rcpt r = {0};
-    const char *q, *dom;
-    int rc, max = s->sd->cf->max_recipients;
+    const char *dom;
+    int max = s->sd->cf->max_recipients;
 
     if (s->tx == NULL) {
         smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
         return;
     }
-    if (strncasecmp(args, "TO:", 3) != 0) {
-        smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+    if ((p = smtpd_path_args(s, args, false, addr, sizeof(addr), &dom)) == NULL)
         return;
-    }
-    q = args + 3;
-    rc = smtpd_path_parse(&q, addr, sizeof(addr), false, &dom);
-    if (rc != SMTPD_ADDR_OK || (*q != '\0' && *q != ' ')) {
-        smtpd_path_reply(s, rc == SMTPD_ADDR_OK ? SMTPD_ADDR_SYNTAX : rc, false);
-        return;
-    }
-    p = args + (q - args);
-    while (*p == ' ')
-        p++;
-    if (*p != '\0' && !s->esmtp) {
-        smtpd_reply(s, "555 5.5.4 Error: parameters need EHLO");
-        return;
-    }
     if (max > 0 && s->tx->nrcpts >= (size_t)max) {
         smtpd_reply(s, "452 4.5.3 Error: too many recipients");
         return;

@@ -6,8 +6,10 @@
  * malloc'd domain list (store_account_release()).
  */
 #include "store_private.h"
+#include "store_scan.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -152,74 +154,48 @@ int store_account_del(struct store *st, const char *name)
     return store_txn_run(st, true, store_account_del_tx, &j);
 }
 
-struct store_account_iter {
-    char after[STORE_ACCOUNT_MAX];
-    struct store_account batch[STORE_ACCOUNT_BATCH];
-    size_t n;
-    bool done;
-};
-
-/* store_account_iter_free - release the batch's domain lists. */
-static void store_account_iter_free(struct store_account_iter *it)
+/* store_account_decode_any - store_account_decode() for store_scan_names(). */
+static bool store_account_decode_any(const MDB_val *k, const MDB_val *v, void *elem)
 {
-    for (size_t i = 0; i < it->n; i++)
-        store_account_release(&it->batch[i]);
-    it->n = 0;
+    return store_account_decode(k, v, elem);
 }
 
-/* store_account_iter_tx - read the next batch of accounts after it->after. */
-static int store_account_iter_tx(struct store_tx *tx, void *arg)
+/* store_account_release_any - store_account_release() for store_scan_names(). */
+static void store_account_release_any(void *elem)
 {
-    struct store_account_iter *it = arg;
-    MDB_cursor *cur;
-    MDB_val k = {strlen(it->after), it->after}, v;
-    int rc = store_tx_cursor(tx, STORE_DB_ACCOUNTS, &cur), mrc;
+    store_account_release(elem);
+}
 
-    store_account_iter_free(it);
-    if (rc != STORE_OK)
-        return rc;
-    mrc = k.mv_size ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
-                    : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    if (mrc == 0 && k.mv_size == strlen(it->after) && memcmp(k.mv_data, it->after, k.mv_size) == 0)
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    for (; mrc == 0 && it->n < STORE_ACCOUNT_BATCH; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (!store_account_decode(&k, &v, &it->batch[it->n])) {
-            store_set_error(tx->st, "account record corrupt");
-            rc = STORE_CORRUPT;
-            break;
-        }
-        it->n++;
-    }
-    mdb_cursor_close(cur);
-    it->done = mrc == MDB_NOTFOUND;
-    if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = store_tx_rc(tx, mrc, "accounts");
-    if (rc != STORE_OK)
-        store_account_iter_free(it);
-    else if (it->n)
-        memcpy(it->after, it->batch[it->n - 1].name, sizeof(it->after));
-    return rc;
+static const struct store_scan_ops store_account_scan = {
+    .db = STORE_DB_ACCOUNTS,
+    .what = "account",
+    .elem_size = sizeof(struct store_account),
+    .name_off = offsetof(struct store_account, name),
+    .batch = STORE_ACCOUNT_BATCH,
+    .decode = store_account_decode_any,
+    .release = store_account_release_any,
+};
+
+struct store_account_visit {
+    int (*cb)(const struct store_account *a, void *arg);
+    void *arg;
+};
+
+/* store_account_visit - hand one scanned record to the caller's typed callback. */
+static int store_account_visit(const void *elem, void *arg)
+{
+    struct store_account_visit *vis = arg;
+
+    return vis->cb(elem, vis->arg);
 }
 
 /* store_account_iter - every account in name order; cb returns non-zero to stop. */
 int store_account_iter(struct store *st, int (*cb)(const struct store_account *a, void *arg),
                        void *arg)
 {
-    struct store_account_iter *it = calloc(1, sizeof(*it));
-    int rc = STORE_OK, stop = 0;
+    struct store_account_visit vis = {cb, arg};
 
-    if (it == NULL)
-        return STORE_IO;
-    while (rc == STORE_OK && !stop && !it->done) {
-        rc = store_txn_run(st, false, store_account_iter_tx, it);
-        for (size_t i = 0; rc == STORE_OK && !stop && i < it->n; i++)
-            stop = cb(&it->batch[i], arg);
-        if (it->n == 0)
-            break;
-    }
-    store_account_iter_free(it);
-    free(it);
-    return rc;
+    return store_scan_names(st, &store_account_scan, store_account_visit, &vis);
 }
 
 /* store_account_list_has - is domain an item of the comma-separated list? */

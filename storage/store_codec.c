@@ -11,6 +11,7 @@
 #include "store_private.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,23 @@ void store_wb_free(struct store_wbuf *w)
 {
     free(w->p);
     memset(w, 0, sizeof(*w));
+}
+
+/* store_grow - room for element n of a doubling array of elem-sized items. */
+void *store_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    size_t ncap;
+    void *p;
+
+    if (n < *cap)
+        return arr;
+    ncap = *cap ? *cap * 2 : first;
+    while (ncap <= n)
+        ncap *= 2;
+    if (ncap > SIZE_MAX / elem || (p = realloc(arr, ncap * elem)) == NULL)
+        return NULL;
+    *cap = ncap;
+    return p;
 }
 
 /* store_wb_room - make room for n more bytes; false (and oom) on failure. */

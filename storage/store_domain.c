@@ -9,7 +9,9 @@
  * raises them, so they stay valid lower bounds.
  */
 #include "store_private.h"
+#include "store_scan.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,61 +178,39 @@ int store_domain_del(struct store *st, const char *name)
     return store_txn_run(st, true, store_domain_del_tx, &j);
 }
 
-struct store_domain_iter {
-    char after[STORE_DOMAIN_MAX]; /* last name seen ("" = start) */
-    struct store_domain batch[STORE_DOMAIN_BATCH];
-    size_t n;
-    bool done;
+/* store_domain_decode_any - store_domain_decode() for store_scan_names(). */
+static bool store_domain_decode_any(const MDB_val *k, const MDB_val *v, void *elem)
+{
+    return store_domain_decode(k, v, elem);
+}
+
+static const struct store_scan_ops store_domain_scan = {
+    .db = STORE_DB_DOMAINS,
+    .what = "domain",
+    .elem_size = sizeof(struct store_domain),
+    .name_off = offsetof(struct store_domain, name),
+    .batch = STORE_DOMAIN_BATCH,
+    .decode = store_domain_decode_any,
 };
 
-/* store_domain_iter_tx - read the next batch of domains after it->after. */
-static int store_domain_iter_tx(struct store_tx *tx, void *arg)
-{
-    struct store_domain_iter *it = arg;
-    MDB_cursor *cur;
-    MDB_val k = {strlen(it->after), it->after}, v;
-    int rc = store_tx_cursor(tx, STORE_DB_DOMAINS, &cur), mrc;
+struct store_domain_visit {
+    int (*cb)(const struct store_domain *d, void *arg);
+    void *arg;
+};
 
-    if (rc != STORE_OK)
-        return rc;
-    it->n = 0;
-    mrc = k.mv_size ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
-                    : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    if (mrc == 0 && k.mv_size == strlen(it->after) && memcmp(k.mv_data, it->after, k.mv_size) == 0)
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    for (; mrc == 0 && it->n < STORE_DOMAIN_BATCH; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (!store_domain_decode(&k, &v, &it->batch[it->n])) {
-            store_set_error(tx->st, "domain record corrupt");
-            rc = STORE_CORRUPT;
-            break;
-        }
-        it->n++;
-    }
-    mdb_cursor_close(cur);
-    it->done = mrc == MDB_NOTFOUND;
-    if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = store_tx_rc(tx, mrc, "domains");
-    if (it->n)
-        memcpy(it->after, it->batch[it->n - 1].name, sizeof(it->after));
-    return rc;
+/* store_domain_visit - hand one scanned record to the caller's typed callback. */
+static int store_domain_visit(const void *elem, void *arg)
+{
+    struct store_domain_visit *vis = arg;
+
+    return vis->cb(elem, vis->arg);
 }
 
 /* store_domain_iter - every domain in name order; cb returns non-zero to stop. */
 int store_domain_iter(struct store *st, int (*cb)(const struct store_domain *d, void *arg),
                       void *arg)
 {
-    struct store_domain_iter *it = calloc(1, sizeof(*it));
-    int rc = STORE_OK, stop = 0;
+    struct store_domain_visit vis = {cb, arg};
 
-    if (it == NULL)
-        return STORE_IO;
-    while (rc == STORE_OK && !stop && !it->done) {
-        rc = store_txn_run(st, false, store_domain_iter_tx, it);
-        for (size_t i = 0; rc == STORE_OK && !stop && i < it->n; i++)
-            stop = cb(&it->batch[i], arg);
-        if (it->n == 0)
-            break;
-    }
-    free(it);
-    return rc;
+    return store_scan_names(st, &store_domain_scan, store_domain_visit, &vis);
 }

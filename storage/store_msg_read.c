@@ -186,15 +186,11 @@ static int store_iter_pair_cmp(const void *a, const void *b)
 /* store_iter_pair_push - append one pair (growing the array). */
 static int store_iter_pair_push(struct store_iter *it, const uint8_t *v)
 {
-    if (it->npairs == it->cap) {
-        size_t cap = it->cap ? it->cap * 2 : 256;
-        struct store_pair *p = realloc(it->pairs, cap * sizeof(*p));
+    struct store_pair *p = store_grow(it->pairs, &it->cap, it->npairs, sizeof(*p), 256);
 
-        if (p == NULL)
-            return STORE_IO;
-        it->pairs = p;
-        it->cap = cap;
-    }
+    if (p == NULL)
+        return STORE_IO;
+    it->pairs = p;
     it->pairs[it->npairs].id = store_get_be64(v);
     it->pairs[it->npairs++].idx = store_get_be32(v + 8);
     return STORE_OK;

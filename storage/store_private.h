@@ -92,6 +92,11 @@ int store_meta_u64_put(struct store_tx *tx, const char *key, uint64_t v);
 #define STORE_META_MIN_WARN "min_warn"
 
 /* store_codec.c: versioned records and fixed-width keys */
+/*
+ * store_grow - arr with room for element n (capacity doubles from first);
+ * *cap is updated; NULL on out of memory, arr then unchanged and valid.
+ */
+void *store_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first);
 struct store_wbuf {
     uint8_t *p;
     size_t len, cap;

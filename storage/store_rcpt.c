@@ -457,17 +457,13 @@ struct store_lease_job {
 /* store_lease_push - remember one index entry. */
 static int store_lease_push(struct store_lease_job *j, const MDB_val *k, const MDB_val *v)
 {
+    struct store_lease_ent *e;
+
     if (k->mv_size != STORE_OKEY_LEN || v->mv_size != STORE_RKEY_LEN)
         return STORE_CORRUPT;
-    if (j->nents == j->cap) {
-        size_t cap = j->cap ? j->cap * 2 : 64;
-        struct store_lease_ent *e = realloc(j->ents, cap * sizeof(*e));
-
-        if (e == NULL)
-            return STORE_IO;
-        j->ents = e;
-        j->cap = cap;
-    }
+    if ((e = store_grow(j->ents, &j->cap, j->nents, sizeof(*e), 64)) == NULL)
+        return STORE_IO;
+    j->ents = e;
     memcpy(j->ents[j->nents].okey, k->mv_data, STORE_OKEY_LEN);
     memcpy(j->ents[j->nents++].rkey, v->mv_data, STORE_RKEY_LEN);
     return STORE_OK;

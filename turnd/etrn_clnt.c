@@ -26,6 +26,7 @@
 
 #include "etrn.h"
 #include "log.h"
+#include "turn_stats.h"
 #include "xalloc.h"
 
 #define ETRN_CLNT_LINE_MAX 256
@@ -100,8 +101,11 @@ static void etrn_clnt_event_cb(struct bufferevent *bev, short what, void *arg)
         etrn_clnt_finish(arg, ETRN_CLNT_UNAVAILABLE, 0);
 }
 
-/* etrn_clnt_connect - nonblocking connect to path; -1 when impossible now. */
-static int etrn_clnt_connect(const char *path)
+/*
+ * etrn_clnt_connect - nonblocking connect to the unix socket path; -1 when
+ * impossible now.  Also used by turn_stats.c (declared in turn_stats.h).
+ */
+int etrn_clnt_connect(const char *path)
 {
     struct sockaddr_un sun;
     int fd;

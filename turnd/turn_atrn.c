@@ -20,6 +20,10 @@
  * Leases: the claim's leases are renewed by the server's renewal timer;
  * when the engine is done, every outcome has been written, and what was not
  * acknowledged has been deferred (stays held).
+ *
+ * Metrics: every ATRN/TURN reply with a code of the ATRN family is counted
+ * with metrics_atrn_reply (530 in the dispatcher); recipients returned by
+ * turn_atrn_unclaim count as deferred.
  */
 #include "turn_session.h"
 
@@ -34,6 +38,7 @@
 
 #include "dlv.h"
 #include "log.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 #define TURN_ATRN_DOMAINS_MAX 1000
@@ -81,6 +86,7 @@ bool turn_domain_valid(const char *d)
 static void turn_atrn_unclaim(struct turn_server *srv, const struct store_claim *c)
 {
     struct store_outcome *o = xcalloc(c->nrcpts + 1, sizeof(*o));
+    int *status = xcalloc(c->nrcpts + 1, sizeof(*status));
     size_t n = 0;
     int r;
 
@@ -92,9 +98,13 @@ static void turn_atrn_unclaim(struct turn_server *srv, const struct store_claim 
             o[n].reply = "customer disconnected before the reversal";
             n++;
         }
-    r = n > 0 ? store_outcome_apply(srv->st, &srv->owner, o, n, NULL) : STORE_OK;
+    r = n > 0 ? store_outcome_apply(srv->st, &srv->owner, o, n, status) : STORE_OK;
     if (r != STORE_OK)
         log_error("returning %zu unclaimed recipient(s): %s", n, store_strerror(r));
+    for (size_t i = 0; r == STORE_OK && i < n; i++)
+        if (status[i] == STORE_OK)
+            metrics_inc(METRIC_DEFERRED_RCPTS);
+    free(status);
     free(o);
 }
 
@@ -230,6 +240,7 @@ static int turn_atrn_claim(struct turn_session *s)
 static int turn_atrn_refuse(struct turn_session *s, const char *reply)
 {
     turn_atrn_release(s);
+    metrics_atrn_reply(atoi(reply));
     turn_reply(s, "%s", reply);
     return TURN_NEXT_CONT;
 }
@@ -245,6 +256,7 @@ static int turn_atrn_reverse(struct turn_session *s)
              s->claim != NULL ? s->claim->nrcpts : 0);
     turn_enter_state(s, TURN_S_REVERSING);
     bufferevent_disable(s->bev, EV_READ); /* the customer's 220 waits for the engine */
+    metrics_atrn_reply(250);
     turn_reply(s, "250 OK now reversing the connection");
     return TURN_NEXT_STOP;
 }
@@ -292,6 +304,7 @@ int turn_atrn_cmd(struct turn_session *s, const char *arg)
             return turn_atrn_refuse(s, "450 4.7.1 ATRN request refused: no domains");
     } else if (!turn_atrn_parse(s, arg)) {
         turn_atrn_release(s);
+        metrics_atrn_reply(501);
         turn_reply(s, "501 5.5.4 Syntax: ATRN [domain[,domain...]]");
         return TURN_NEXT_CONT;
     }
@@ -307,6 +320,7 @@ int turn_atrn_turn_cmd(struct turn_session *s, const char *arg)
         return TURN_NEXT_CONT;
     }
     if (*arg != '\0') {
+        metrics_atrn_reply(501);
         turn_reply(s, "501 5.5.4 Syntax: TURN");
         return TURN_NEXT_CONT;
     }

@@ -10,7 +10,9 @@
  * rebuilt only when the set of addresses changed.  A timer renews the
  * leases of running reversals.  Shutdown closes the listeners, aborts every
  * session (reversed runs defer what was not acknowledged, so mail stays
- * held) and releases whatever lease this process still has.
+ * held) and releases whatever lease this process still has.  The metrics
+ * pusher (turn_stats.c) runs on the same loop and pushes once more when
+ * the loop has ended.
  */
 #include "turnd.h"
 
@@ -29,6 +31,7 @@
 #include "log.h"
 #include "tls.h"
 #include "turn_session.h"
+#include "turn_stats.h"
 #include "xalloc.h"
 
 /* turn_gen_log_errors - conf_load's problems, one log line each. */
@@ -337,6 +340,8 @@ bool turn_server_init(struct turn_server *srv, struct event_base *base, const ch
     if (srv->renew_ev == NULL || srv->sig_term == NULL || srv->sig_int == NULL ||
         srv->sig_hup == NULL)
         return false;
+    if (!turn_stats_start(base, gen->cf.state_dir))
+        return false;
     event_add(srv->renew_ev, &tv);
     event_add(srv->sig_term, NULL);
     event_add(srv->sig_int, NULL);
@@ -408,8 +413,11 @@ void turn_server_shutdown(struct turn_server *srv)
 /* turn_server_free - after the loop: release leases and everything else. */
 void turn_server_free(struct turn_server *srv)
 {
-    int r = store_lease_release(srv->st, &srv->owner);
+    int r;
 
+    turn_stats_flush();
+    turn_stats_stop();
+    r = store_lease_release(srv->st, &srv->owner);
     if (r != STORE_OK)
         log_error("lease release at exit: %s", store_strerror(r));
     turn_server_unlisten(srv);

@@ -13,6 +13,10 @@
  * are discarded and logged).  Failed AUTH answers 535 only after a delay
  * that grows per client address (turn_penalty.c), on a timer.
  *
+ * Metrics: open sessions (ODMR gauge), failed AUTHs, ATRN refused with 530
+ * and local ETRN refusals are counted here, ATRN replies in turn_atrn.c;
+ * turn_stats.c pushes them to queued.
+ *
  * Ownership: the session owns its bufferevent, SASL context, ETRN request
  * and pending claim; turn_session_free() releases whatever is left.  After
  * the reversal the bufferevent belongs to the dlv engine (turn_atrn.c).
@@ -38,6 +42,7 @@
 #include "etrn.h"
 #include "etrn_clnt.h"
 #include "log.h"
+#include "metrics.h"
 #include "sasl_glue.h"
 #include "tls.h"
 #include "xalloc.h"
@@ -155,6 +160,7 @@ void turn_session_free(struct turn_session *s)
     log_info("disconnect from %s state=%s%s%s", s->peer, turn_state_name(s->state),
              s->account[0] ? " user=" : "", s->account);
     turn_server_session_gone(s->srv, s);
+    metrics_session_close(METRIC_PROTO_ODMR);
     turn_gen_unref(s->gen);
     free(s);
 }
@@ -317,6 +323,7 @@ static int turn_auth_failed(struct turn_session *s, const char *why)
 
     log_printable(detail, sizeof(detail), d, strlen(d));
     log_warn("auth failed from %s mech=%s delay=%ds (%s)", s->peer, s->mech, delay, detail);
+    metrics_inc(METRIC_AUTH_FAILURES);
     s->auth_fails++;
     turn_auth_reset(s);
     if (s->delay_ev == NULL)
@@ -490,6 +497,7 @@ static int turn_cmd_etrn(struct turn_session *s, const char *arg)
     if (!store_account_may(s->srv->st, s->account, dom)) {
         log_warn("etrn refused user=%s node=%s from %s: not the account's domain", s->account,
                  s->etrn_node, s->peer);
+        metrics_inc(METRIC_ETRN_DENIED);
         turn_reply(s, "459 5.7.1 Node %s not allowed: not your domain", s->etrn_node);
         return TURN_NEXT_CONT;
     }
@@ -497,6 +505,7 @@ static int turn_cmd_etrn(struct turn_session *s, const char *arg)
                                 TURN_ETRN_TIMEOUT, turn_etrn_done, s);
     if (s->etrn == NULL) {
         log_warn("etrn %s: queued control socket unavailable", s->etrn_node);
+        metrics_inc(METRIC_ETRN_ERROR);
         turn_reply(s, "458 4.3.0 Unable to queue messages for node %s", s->etrn_node);
         return TURN_NEXT_CONT;
     }
@@ -598,6 +607,8 @@ static int turn_dispatch(struct turn_session *s, char *line)
     if (c->flags & TURN_F_SYNC)
         turn_discard_pipelined(s, c->verb);
     if ((c->flags & TURN_F_AUTH) && s->account[0] == '\0') {
+        if (c->fn == turn_atrn_cmd)
+            metrics_atrn_reply(530);
         turn_reply(s, "530 5.7.0 Authentication required");
         return turn_count_error(s);
     }
@@ -790,6 +801,7 @@ void turn_session_start(struct turn_server *srv, int fd, const struct sockaddr *
         srv->sessions->prev = s;
     srv->sessions = s;
     srv->nsessions++;
+    metrics_session_open(METRIC_PROTO_ODMR);
     s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (s->bev == NULL) {
         close(fd);

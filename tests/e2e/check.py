@@ -16,7 +16,8 @@ envelope sidecar) and on the output of `queuectl ... --json`.
         multipart/report) with "Action: ACTION" for Final-Recipient RCPT,
         sent to SENDER when given
   check.py queue-count JSONFILE              messages in a queuectl JSON listing
-  check.py queue-rcpts JSONFILE              recipients in a queuectl JSON listing
+  check.py queue-rcpts JSONFILE              pending recipients in a queuectl JSON
+        listing (entries whose state is delivered/failed/... are left out)
 
 Exit status 0 = the check holds, 1 = it does not (a reason on stderr),
 2 = usage or unreadable input.
@@ -168,12 +169,20 @@ def cmd_queue_count(path):
     return 0
 
 
+DONE_STATES = {"delivered", "sent", "done", "failed", "bounced", "expired", "relayed"}
+
+
 def cmd_queue_rcpts(path):
-    """cmd_queue_rcpts - print every queued recipient address, one a line."""
+    """cmd_queue_rcpts - print every still-pending recipient, one a line
+    (a listing may keep delivered/failed recipients with their state)."""
     for m in queue_items(path):
         rl = m.get("recipients") or m.get("rcpts") or m.get("rcpt_to") or []
         for r in rl:
-            print(r.get("address") or r.get("rcpt") or r.get("to") if isinstance(r, dict) else r)
+            if isinstance(r, dict):
+                if str(r.get("state", "held")).lower() in DONE_STATES:
+                    continue
+                r = r.get("address") or r.get("rcpt") or r.get("to")
+            print(r)
     return 0
 
 

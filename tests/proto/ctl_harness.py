@@ -18,7 +18,6 @@ import email
 import email.policy
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -26,158 +25,23 @@ import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 
-BUILD = os.environ.get("HOLDMX_BUILD", "")
-QUEUED = os.path.join(BUILD, "queued", "queued")
-QUEUECTL = os.path.join(BUILD, "queued", "queuectl")
-IO_TIMEOUT = 10.0
-FAILS = []
+from hm_harness import (FAILS, QUEUECTL, QUEUED, QueuedBase, Sink, check, free_port, log,
+                        need_exec, port_open, skip, smtp_transaction, wait_for)
 
 
-def log(msg):
-    """log - progress line on stdout (ctest shows it on failure)."""
-    print(msg, flush=True)
-
-
-def check(cond, what, detail=""):
-    """check - record one expectation."""
-    if cond:
-        log("ok   - %s" % what)
-    else:
-        log("FAIL - %s %s" % (what, str(detail)[:1500]))
-        FAILS.append(what)
-    return cond
-
-
-def skip(why):
-    """skip - exit 77 (ctest SKIP_RETURN_CODE)."""
-    log("SKIP: %s" % why)
-    sys.exit(77)
-
-
-def wait_for(fn, timeout, step=0.2):
-    """wait_for - poll fn() until true or timeout; returns the last value."""
-    deadline = time.time() + timeout
-    val = fn()
-    while not val and time.time() < deadline:
-        time.sleep(step)
-        val = fn()
-    return val
-
-
-def free_port():
-    """free_port - a currently unused high loopback port from a random range."""
-    for _ in range(200):
-        port = random.randint(20000, 60000)
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise RuntimeError("no free port")
-
-
-class Sink(threading.Thread):
-    """Sink - a minimal SMTP receiver (customer MTA or bounce relay)."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(16)
-        self.srv.settimeout(0.5)
-        self.port = self.srv.getsockname()[1]
-        self.messages = []  # (mail_from, [rcpts], body bytes)
-        self.lock = threading.Lock()
-        self.stop = False
-        self.start()
-
-    def run(self):
-        while not self.stop:
-            try:
-                conn, _ = self.srv.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
-
-    def serve(self, conn):
-        try:
-            self.session(conn)
-        except (OSError, ValueError):
-            pass
-        finally:
-            conn.close()
-
-    def session(self, conn):
-        conn.settimeout(IO_TIMEOUT)
-        f = conn.makefile("rb")
-        conn.sendall(b"220 sink.test ESMTP\r\n")
-        mail, rcpts = None, []
-        for _ in range(100000):
-            ln = f.readline(4096)
-            if not ln:
-                return
-            verb = ln[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                conn.sendall(b"250-sink.test\r\n250-8BITMIME\r\n250-DSN\r\n250 PIPELINING\r\n")
-            elif verb == b"MAIL":
-                mail, rcpts = ln.strip().decode(errors="replace"), []
-                conn.sendall(b"250 ok\r\n")
-            elif verb == b"RCPT":
-                rcpts.append(ln.strip().decode(errors="replace"))
-                conn.sendall(b"250 ok\r\n")
-            elif verb == b"DATA":
-                conn.sendall(b"354 go\r\n")
-                body = b""
-                for _ in range(1000000):
-                    dl = f.readline(65536)
-                    if not dl or dl == b".\r\n":
-                        break
-                    body += dl[1:] if dl.startswith(b".") else dl
-                with self.lock:
-                    self.messages.append((mail, rcpts, body))
-                conn.sendall(b"250 stored\r\n")
-            elif verb == b"QUIT":
-                conn.sendall(b"221 bye\r\n")
-                return
-            else:
-                conn.sendall(b"250 ok\r\n")
-
-    def count(self):
-        with self.lock:
-            return len(self.messages)
-
-    def bodies(self):
-        with self.lock:
-            return [m[2] for m in self.messages]
-
-    def close(self):
-        self.stop = True
-        self.srv.close()
-
-
-class Env:
+class Env(QueuedBase):
     """Env - temp dir, config, sinks and the queued process."""
 
     def __init__(self, tag):
-        self.dir = tempfile.mkdtemp(prefix="holdmx-ctl-%s." % tag)
+        super().__init__("holdmx-ctl-%s." % tag)
         os.chmod(self.dir, 0o755)
         self.port, self.port2, self.mport = free_port(), free_port(), free_port()
-        self.cust = Sink()
-        self.bounce = Sink()
-        self.proc = None
-        self.logf = os.path.join(self.dir, "queued.log")
-        self.conf = os.path.join(self.dir, "holdmx.conf")
+        self.cust = Sink(dsn=True)
+        self.bounce = Sink(dsn=True)
         self.write_conf()
 
     def write_conf(self, branch2=True, path=None):
@@ -195,49 +59,16 @@ class Env:
 
     def start(self):
         """start - queued -f in the background; wait for SMTP and the control socket."""
-        self.logfp = open(self.logf, "a")
-        self.proc = subprocess.Popen([QUEUED, "-f", "-c", self.conf], stdout=self.logfp,
-                                     stderr=subprocess.STDOUT)
-        ok = wait_for(lambda: self.proc.poll() is not None or (
-            os.path.exists(self.sock()) and self.listening(self.port)), 15)
-        if self.proc.poll() is not None or not ok:
-            raise RuntimeError("queued did not start:\n" + self.log_text())
+        self.start_queued(lambda: os.path.exists(self.sock()) and self.listening(self.port))
 
     def sock(self):
+        """sock - path of the control socket."""
         return os.path.join(self.dir, "state", "control")
 
     @staticmethod
     def listening(port):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    def stop(self):
-        """stop - SIGTERM our queued (by pid), bounded wait, SIGKILL as a last resort."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            rc = self.proc.wait(timeout=5)
-        self.logfp.close()
-        return rc
-
-    def log_text(self):
-        try:
-            with open(self.logf, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def ctl(self, *args, conf=None, timeout=120):
-        """ctl - run queuectl against our config."""
-        return subprocess.run([QUEUECTL, "-c", conf or self.conf] + list(args),
-                              capture_output=True, text=True, timeout=timeout)
+        """listening - something accepts on 127.0.0.1:port."""
+        return port_open(port, 1)
 
     def ctl_json(self, *args):
         """ctl_json - run a listing verb with --json and parse it (None if invalid)."""
@@ -255,12 +86,11 @@ class Env:
         return len(doc["messages"]) if doc else -1
 
     def domain_add(self, name, site, route=None):
+        """domain_add - a held domain on site, optionally routed to a local port."""
         args = ["domain", "add", name, "--site", site]
         if route:
             args += ["--route", "[127.0.0.1]:%d" % route]
-        r = self.ctl(*args)
-        if r.returncode != 0:
-            raise RuntimeError("queuectl domain add %s: %s%s" % (name, r.stdout, r.stderr))
+        self.ctl_ok(*args)
 
     def control(self, line, timeout=5):
         """control - one request on the control socket; the reply line."""
@@ -269,7 +99,9 @@ class Env:
         s.connect(self.sock())
         s.sendall(line.encode() + b"\n")
         data = b""
-        while b"\n" not in data:
+        for _ in range(1000):
+            if b"\n" in data:
+                break
             chunk = s.recv(4096)
             if not chunk:
                 break
@@ -278,51 +110,19 @@ class Env:
         return data.decode(errors="replace").strip()
 
     def cleanup(self):
+        """cleanup - stop queued and both sinks; keep the work dir after a failure."""
         self.stop()
         self.cust.close()
         self.bounce.close()
-        if os.environ.get("KEEP_WORK") or FAILS:
-            log("work dir kept: %s" % self.dir)
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        self.remove_dir(keep=bool(FAILS))
 
 
 def smtp(port, sender, rcpts, subject, body="hello\r\n"):
-    """smtp - one transaction over a raw socket; returns (code, text) of the last reply."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
-    f = s.makefile("rb")
-
-    def reply():
-        lines = []
-        for _ in range(100):
-            ln = f.readline(2048).decode(errors="replace")
-            lines.append(ln.strip())
-            if len(ln) < 4 or ln[3] != "-":
-                break
-        return int(lines[-1][:3] or 0), "\n".join(lines)
-
-    def cmd(text):
-        s.sendall(text.encode() + b"\r\n")
-        return reply()
-
-    try:
-        reply()
-        cmd("EHLO client.test")
-        code, text = cmd("MAIL FROM:<%s>" % sender)
-        for r in rcpts:
-            if code < 400:
-                code, text = cmd("RCPT TO:<%s>" % r)
-        if code < 400:
-            code, text = cmd("DATA")
-            if code == 354:
-                msg = "From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n\r\n%s" % (
-                    sender, rcpts[0], subject, body)
-                s.sendall(msg.encode() + b".\r\n")
-                code, text = reply()
-        cmd("QUIT")
-    finally:
-        s.close()
-    return code, text
+    """smtp - one transaction with a small header; (code, text) of the last reply."""
+    msg = "From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n\r\n%s.\r\n" % (sender, rcpts[0], subject,
+                                                                   body)
+    code, lines = smtp_transaction(port, sender, rcpts, msg, stop_on_error=True)
+    return code, "\n".join(lines)
 
 
 def ids_of(doc):
@@ -599,9 +399,9 @@ def group_control(env):
     check(env.control("PING") == "OK pong" and env.proc.poll() is None,
           "the first queued still answers on the control socket")
     # stale socket: kill -9 leaves the file; a new queued removes it and starts
-    os.kill(env.proc.pid, signal.SIGKILL)
+    env.daemon.signal(signal.SIGKILL)
     env.proc.wait(timeout=10)
-    env.logfp.close()
+    env.stop()  # reaped already: only closes the log
     check(os.path.exists(env.sock()), "SIGKILL leaves a stale control socket")
     try:
         env.start()
@@ -848,9 +648,7 @@ def main(argv):
     if len(argv) != 2 or argv[1] not in GROUPS:
         print(__doc__, file=sys.stderr)
         return 2
-    for prog in (QUEUED, QUEUECTL):
-        if not os.access(prog, os.X_OK):
-            skip("%s not built" % prog)
+    need_exec(QUEUED, QUEUECTL)
     env = Env(argv[1])
     try:
         GROUPS[argv[1]](env)

@@ -13,43 +13,21 @@ import os
 import shutil
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+from hm_harness import Daemon, free_port, make_cert, port_open, read_text, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PASSWORD = "Secr3t-alice"
 
-
-def free_port():
-    """free_port - a loopback port the OS just handed out (then released)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+__all__ = ["Env", "PASSWORD", "free_port", "port_open", "wait_until"]
 
 
 def wait_until(pred, timeout=15.0, step=0.05):
-    """wait_until - poll pred until true or timeout; returns the last result."""
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / step) + 2):
-        r = pred()
-        if r or time.monotonic() > deadline:
-            return r
-        time.sleep(step)
-    return pred()
-
-
-def port_open(port):
-    """port_open - something accepts on 127.0.0.1:port."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
+    """wait_until - hm_harness.wait_for with this harness's finer default step."""
+    return wait_for(pred, timeout, step)
 
 
 class Env:
@@ -97,11 +75,7 @@ class Env:
 
     def make_cert(self):
         """make_cert - self-signed certificate for the default site."""
-        crt, key = os.path.join(self.dir, "site.crt"), os.path.join(self.dir, "site.key")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-subj", "/CN=mx.test", "-keyout", key, "-out", crt],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return crt, key
+        return make_cert(os.path.join(self.dir, "site.crt"), os.path.join(self.dir, "site.key"))
 
     def write_conf(self, supervised, tls, auth_plain, extra=()):
         """write_conf - holdmx.conf for this instance (extra: more global keys)."""
@@ -133,10 +107,9 @@ class Env:
 
     def spawn(self, name, argv):
         """spawn - start a process with its output in DIR/name.log; remember it."""
-        log = open(os.path.join(self.dir, name + ".log"), "ab")
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.procs.append(p)
-        return p
+        d = Daemon(argv, os.path.join(self.dir, name + ".log"))
+        self.procs.append(d)
+        return d.proc
 
     def start_sink(self, d):
         """start_sink - odmr_sink.py storing into d; returns its port."""
@@ -198,11 +171,7 @@ class Env:
 
     def log(self, name):
         """log - text of DIR/name.log."""
-        try:
-            with open(os.path.join(self.dir, name + ".log"), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_text(os.path.join(self.dir, name + ".log"))
 
     # -- checks ------------------------------------------------------------
     def check(self, cond, what, detail=None):
@@ -228,16 +197,11 @@ class Env:
             print("\n".join(self.log(n).splitlines()[-40:]))
 
     def cleanup(self):
-        """cleanup - stop exactly the processes we started; remove the dir."""
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
+        """cleanup - stop exactly the processes we started (by pid); remove the dir."""
+        for d in reversed(self.procs):
+            d.signal(signal.SIGTERM)
+        for d in reversed(self.procs):
+            d.stop(timeout=10)
         self.procs = []
         if os.environ.get("KEEP_WORK"):
             print("kept %s" % self.dir)

@@ -22,226 +22,28 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 
-BUILD = os.environ.get("HOLDMX_BUILD", "")
-SRC = os.environ.get("HOLDMX_SRC", "")
-QUEUED = os.path.join(BUILD, "queued", "queued")
-QUEUECTL = os.path.join(BUILD, "queued", "queuectl")
-IO_TIMEOUT = 10.0
-FAILS = []
+from hm_harness import (FAILS, QUEUECTL, QUEUED, Client, QueuedBase, Sink, check, free_port,
+                        log, make_cert, need_exec, port_open, smtp_transaction)
 
 
-def log(msg):
-    """log - progress line on stdout (ctest shows it on failure)."""
-    print(msg, flush=True)
-
-
-def check(cond, what, detail=""):
-    """check - record one expectation."""
-    if cond:
-        log("ok   - %s" % what)
-    else:
-        log("FAIL - %s %s" % (what, detail))
-        FAILS.append(what)
-    return cond
-
-
-def skip(why):
-    """skip - exit 77 (ctest SKIP_RETURN_CODE)."""
-    log("SKIP: %s" % why)
-    sys.exit(77)
-
-
-def free_port():
-    """free_port - a currently unused high loopback port from a random range."""
-    for _ in range(200):
-        port = random.randint(20000, 60000)
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise RuntimeError("no free port")
-
-
-class Client:
-    """Client - a raw SMTP client on one socket."""
-
-    def __init__(self, port, greet=True):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
-        self.buf = b""
-        self.greeting = self.reply() if greet else None
-
-    def send(self, data):
-        """send - raw bytes (str is encoded)."""
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
-
-    def line(self, timeout=IO_TIMEOUT):
-        """line - one reply line, or None at EOF."""
-        deadline = time.time() + timeout
-        while b"\n" not in self.buf:
-            left = deadline - time.time()
-            if left <= 0:
-                raise TimeoutError("no reply line")
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(65536)
-            except (ConnectionResetError, ssl.SSLError):
-                chunk = b""
-            if not chunk:
-                return None
-            self.buf += chunk
-        ln, self.buf = self.buf.split(b"\n", 1)
-        return ln.rstrip(b"\r").decode("latin-1")
-
-    def reply(self, timeout=IO_TIMEOUT):
-        """reply - (code, [lines]) of one possibly multi-line reply; (0, []) at EOF."""
-        lines = []
-        while True:
-            ln = self.line(timeout)
-            if ln is None:
-                return (0, lines)
-            lines.append(ln)
-            if len(ln) < 4 or ln[3] != "-":
-                return (int(ln[:3]) if ln[:3].isdigit() else -1, lines)
-
-    def cmd(self, text):
-        """cmd - send one command line, return its reply."""
-        self.send(text + "\r\n")
-        return self.reply()
-
-    def eof(self, timeout=IO_TIMEOUT):
-        """eof - True when the server closes the connection within timeout."""
-        try:
-            return self.line(timeout) is None
-        except (TimeoutError, OSError):
-            return False
-
-    def starttls(self):
-        """starttls - wrap the socket (no verification: self-signed test cert)."""
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.sock = ctx.wrap_socket(self.sock, server_hostname="mx.test")
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-class Sink(threading.Thread):
-    """Sink - a minimal SMTP receiver standing in for the customer's MTA."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(8)
-        self.srv.settimeout(0.5)
-        self.port = self.srv.getsockname()[1]
-        self.messages = []  # (mail_from, [rcpts], body bytes)
-        self.stop = False
-
-    def run(self):
-        while not self.stop:
-            try:
-                conn, _ = self.srv.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                self.session(conn)
-            except (OSError, ValueError):
-                pass
-            finally:
-                conn.close()
-
-    def session(self, conn):
-        conn.settimeout(IO_TIMEOUT)
-        f = conn.makefile("rb")
-        conn.sendall(b"220 sink.test ESMTP\r\n")
-        mail, rcpts = None, []
-        for _ in range(10000):
-            ln = f.readline(4096)
-            if not ln:
-                return
-            verb = ln[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                conn.sendall(b"250-sink.test\r\n250-8BITMIME\r\n250 PIPELINING\r\n")
-            elif verb == b"MAIL":
-                mail, rcpts = ln.strip().decode(), []
-                conn.sendall(b"250 ok\r\n")
-            elif verb == b"RCPT":
-                rcpts.append(ln.strip().decode())
-                conn.sendall(b"250 ok\r\n")
-            elif verb == b"DATA":
-                conn.sendall(b"354 go\r\n")
-                body = b""
-                for _ in range(1000000):  # bounded; the socket timeout bounds time
-                    dl = f.readline(65536)
-                    if not dl or dl == b".\r\n":
-                        break
-                    body += dl[1:] if dl.startswith(b".") else dl
-                self.messages.append((mail, rcpts, body))
-                conn.sendall(b"250 stored\r\n")
-            elif verb == b"QUIT":
-                conn.sendall(b"221 bye\r\n")
-                return
-            else:
-                conn.sendall(b"250 ok\r\n")
-
-    def wait(self, n, timeout):
-        """wait - until n messages arrived (bounded)."""
-        deadline = time.time() + timeout
-        while len(self.messages) < n and time.time() < deadline:
-            time.sleep(0.1)
-        return len(self.messages) >= n
-
-    def close(self):
-        self.stop = True
-        self.srv.close()
-
-
-class Env:
+class Env(QueuedBase):
     """Env - temp dir, config, certificate, the queued process."""
 
     def __init__(self, tls=True, smtp_timeout="2s", extra="", verbose=False, per_ip=3):
+        super().__init__("holdmx-smtpd.")
         self.verbose = verbose
         self.per_ip = per_ip
-        self.dir = tempfile.mkdtemp(prefix="holdmx-smtpd.")
         self.port = free_port()
         self.port2 = free_port()
         self.odmr = free_port()
         self.odmr2 = free_port()
-        self.proc = None
-        self.logf = os.path.join(self.dir, "queued.log")
         self.sink = None
         self.tls = tls
         if tls:
-            self.make_cert()
-        self.conf = os.path.join(self.dir, "holdmx.conf")
+            make_cert(os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem"))
         self.write_conf(smtp_timeout, extra)
-
-    def make_cert(self):
-        """make_cert - self-signed RSA certificate for mx.test."""
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
-                        "/CN=mx.test", "-days", "2", "-keyout",
-                        os.path.join(self.dir, "key.pem"), "-out",
-                        os.path.join(self.dir, "cert.pem")],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=60)
 
     def write_conf(self, smtp_timeout, extra, drop_branch2=False):
         """write_conf - the test holdmx.conf."""
@@ -250,7 +52,7 @@ class Env:
             tls = "tls_cert = %s/cert.pem\ntls_key = %s/key.pem\n" % (self.dir, self.dir)
         branch2 = ("[site branch2]\nhostname = mx2.test\nsmtp_listen = 127.0.0.1:%d\n"
                    "odmr_listen = 127.0.0.1:%d\n" % (self.port2, self.odmr2))
-        with open(os.path.join(self.dir, "holdmx.conf"), "w") as f:
+        with open(self.conf, "w") as f:
             f.write("state_dir = %s/state\n" % self.dir)
             f.write("bounce_relay = [127.0.0.1]:%d\n" % free_port())
             f.write("start_turnd = no\n")
@@ -268,87 +70,27 @@ class Env:
 
     def start(self):
         """start - queued -f in the background; wait until it accepts."""
-        self.logfp = open(self.logf, "a")
-        args = [QUEUED, "-f", "-c", self.conf] + (["-v"] if self.verbose else [])
-        self.proc = subprocess.Popen(args, stdout=self.logfp,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("queued exited with %s:\n%s" % (self.proc.returncode,
-                                                                   self.log_text()))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("queued did not start listening:\n" + self.log_text())
-
-    def stop(self):
-        """stop - SIGTERM our queued (by pid), bounded wait, SIGKILL as a last resort."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            rc = self.proc.wait(timeout=5)
-        self.logfp.close()
-        return rc
-
-    def log_text(self):
-        try:
-            with open(self.logf, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def wait_log(self, pattern, timeout=10):
-        """wait_log - until the queued log matches pattern (bounded)."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if re.search(pattern, self.log_text()):
-                return True
-            time.sleep(0.1)
-        return False
+        self.start_queued(lambda: port_open(self.port, 1), ["-v"] if self.verbose else [])
 
     def ctl(self, *args):
         """ctl - run queuectl against our config."""
-        return subprocess.run([QUEUECTL, "-c", self.conf] + list(args), capture_output=True,
-                              text=True, timeout=30)
+        return super().ctl(*args, timeout=30)
 
     def domain_add(self, name, *opts):
-        r = self.ctl("domain", "add", name, *opts)
-        if r.returncode != 0:
-            raise RuntimeError("queuectl domain add %s: %s%s" % (name, r.stdout, r.stderr))
+        """domain_add - queuectl domain add name opts..., or RuntimeError."""
+        self.ctl_ok("domain", "add", name, *opts)
 
     def cleanup(self):
+        """cleanup - stop queued and the sink, remove the work dir."""
         self.stop()
         if self.sink:
             self.sink.close()
-        if os.environ.get("KEEP_WORK"):
-            log("work dir kept: %s" % self.dir)
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        self.remove_dir()
 
 
 def send_message(port, sender, rcpts, body, ehlo="client.test"):
     """send_message - one plain transaction; returns the final reply."""
-    c = Client(port)
-    c.cmd("EHLO " + ehlo)
-    c.cmd("MAIL FROM:<%s>" % sender)
-    for r in rcpts:
-        c.cmd("RCPT TO:<%s>" % r)
-    code, _ = c.cmd("DATA")
-    if code != 354:
-        c.close()
-        return (code, [])
-    c.send(body)
-    res = c.reply()
-    c.cmd("QUIT")
-    c.close()
-    return res
+    return smtp_transaction(port, sender, rcpts, body, ehlo)
 
 
 QID = re.compile(r"queued as ([0-9A-F]+)")
@@ -760,7 +502,6 @@ def group_etrn(env):
 def group_delivery(env):
     """delivery - dot-stuffing and bare-LF policy verified by an ETRN delivery."""
     env.sink = Sink()
-    env.sink.start()
     env.domain_add("held.test", "--site", "default", "--route",
                    "[127.0.0.1]:%d" % env.sink.port)
     body = (b"Subject: dots\r\n\r\n..leading dot\r\n...two dots\r\nline1\n.\nline2\r\n"
@@ -903,8 +644,7 @@ GROUPS = {
 
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the finally: blocks
-    if not os.access(QUEUED, os.X_OK):
-        skip("%s not built" % QUEUED)
+    need_exec(QUEUED)
     groups = sys.argv[1:] or list(GROUPS)
     for name in groups:
         fn, kw = GROUPS[name]
@@ -913,8 +653,7 @@ def main():
         nfails = len(FAILS)
         try:
             if name != "config":
-                if not os.access(QUEUECTL, os.X_OK):
-                    skip("%s not built" % QUEUECTL)
+                need_exec(QUEUECTL)
                 env.start()
             fn(env)
         except (RuntimeError, OSError, TimeoutError, subprocess.SubprocessError) as e:

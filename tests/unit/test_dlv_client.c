@@ -199,6 +199,35 @@ static void t_end(struct hm_sink *sink, struct trun *t)
     event_base_free(t->base);
 }
 
+/* tcase - one delivery run: sink behaviour, source, engine options, results. */
+struct tcase {
+    struct hm_sink_cfg cfg;
+    struct tsrc src;
+    struct dlv_opts opts;
+    struct trun t;
+    struct hm_sink *sink;
+};
+
+/* t_case_init - default sink and engine options, an empty source. */
+static void t_case_init(struct tcase *c)
+{
+    memset(c, 0, sizeof(*c));
+    hm_sink_cfg_default(&c->cfg);
+    dlv_opts_default(&c->opts);
+}
+
+/* t_case_run - deliver c->src to a sink configured by c->cfg. */
+static void t_case_run(struct tcase *c)
+{
+    c->sink = t_run(&c->cfg, &c->src, &c->opts, &c->t);
+}
+
+/* t_case_end - free the run's sink and base. */
+static void t_case_end(struct tcase *c)
+{
+    t_end(c->sink, &c->t);
+}
+
 /* t_add - add a message with recipients (NULL-terminated) to src. */
 static struct tmsg *t_add(struct tsrc *src, const char *sender, const char *body, ...)
 {
@@ -223,42 +252,39 @@ static const char t_body[] = "Subject: t\r\n\r\nhello\r\n";
 /* t_basic - per-recipient 2xx/4xx/5xx with and without pipelining. */
 static void t_basic(bool pipelining)
 {
-    struct hm_sink_cfg cfg;
-    struct tsrc src = {0};
-    struct trun t;
-    struct hm_sink *sink;
+    struct tcase c;
 
-    hm_sink_cfg_default(&cfg);
-    cfg.pipelining = pipelining;
-    t_add(&src, "s@a.test", t_body, "ok1@c.test", "defer1@c.test", "reject1@c.test", NULL);
-    t_add(&src, "", t_body, "ok2@c.test", NULL);
-    sink = t_run(&cfg, &src, NULL, &t);
+    t_case_init(&c);
+    c.cfg.pipelining = pipelining;
+    t_add(&c.src, "s@a.test", t_body, "ok1@c.test", "defer1@c.test", "reject1@c.test", NULL);
+    t_add(&c.src, "", t_body, "ok2@c.test", NULL);
+    t_case_run(&c);
 
-    assert_int_equal(src.msgs[0].applied, 1);
-    assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_DELIVERED);
-    assert_int_equal(src.msgs[0].kinds[1], STORE_OUT_DEFERRED);
-    assert_int_equal(src.msgs[0].kinds[2], STORE_OUT_FAILED);
-    assert_non_null(strstr(src.msgs[0].replies[0], "250 2.0.0 queued"));
-    assert_non_null(strstr(src.msgs[0].replies[1], "451"));
-    assert_non_null(strstr(src.msgs[0].replies[2], "550 5.1.1"));
-    assert_int_equal(src.msgs[1].kinds[0], STORE_OUT_DELIVERED);
-    assert_int_equal(t.res.delivered, 2);
-    assert_int_equal(t.res.deferred, 1);
-    assert_int_equal(t.res.failed, 1);
-    assert_true(t.res.session_ok);
+    assert_int_equal(c.src.msgs[0].applied, 1);
+    assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_DELIVERED);
+    assert_int_equal(c.src.msgs[0].kinds[1], STORE_OUT_DEFERRED);
+    assert_int_equal(c.src.msgs[0].kinds[2], STORE_OUT_FAILED);
+    assert_non_null(strstr(c.src.msgs[0].replies[0], "250 2.0.0 queued"));
+    assert_non_null(strstr(c.src.msgs[0].replies[1], "451"));
+    assert_non_null(strstr(c.src.msgs[0].replies[2], "550 5.1.1"));
+    assert_int_equal(c.src.msgs[1].kinds[0], STORE_OUT_DELIVERED);
+    assert_int_equal(c.t.res.delivered, 2);
+    assert_int_equal(c.t.res.deferred, 1);
+    assert_int_equal(c.t.res.failed, 1);
+    assert_true(c.t.res.session_ok);
 
-    assert_int_equal(hm_sink_count(sink), 2);
-    assert_int_equal(hm_sink_get(sink, 0)->nrcpts, 1);
-    assert_string_equal(hm_sink_get(sink, 0)->rcpts[0], "ok1@c.test");
-    assert_string_equal(hm_sink_get(sink, 0)->body, t_body);
-    assert_string_equal(hm_sink_get(sink, 1)->sender, "");
-    assert_non_null(strstr(hm_sink_transcript(sink), "MAIL FROM:<>"));
-    assert_int_equal(hm_sink_count_cmd(sink, "QUIT"), 1);
+    assert_int_equal(hm_sink_count(c.sink), 2);
+    assert_int_equal(hm_sink_get(c.sink, 0)->nrcpts, 1);
+    assert_string_equal(hm_sink_get(c.sink, 0)->rcpts[0], "ok1@c.test");
+    assert_string_equal(hm_sink_get(c.sink, 0)->body, t_body);
+    assert_string_equal(hm_sink_get(c.sink, 1)->sender, "");
+    assert_non_null(strstr(hm_sink_transcript(c.sink), "MAIL FROM:<>"));
+    assert_int_equal(hm_sink_count_cmd(c.sink, "QUIT"), 1);
     if (pipelining)
-        assert_true(hm_sink_max_batch(sink) >= 5); /* MAIL + 3 RCPT + DATA */
+        assert_true(hm_sink_max_batch(c.sink) >= 5); /* MAIL + 3 RCPT + DATA */
     else
-        assert_int_equal(hm_sink_max_batch(sink), 1);
-    t_end(sink, &t);
+        assert_int_equal(hm_sink_max_batch(c.sink), 1);
+    t_case_end(&c);
 }
 
 /* test_outcomes_pipelining - MAIL+RCPTs+DATA in one write, replies counted back. */
@@ -278,25 +304,22 @@ static void test_outcomes_lockstep(void **state)
 /* t_mail_refused - a MAIL refusal settles all recipients, then RSET and the next message. */
 static void t_mail_refused(bool pipelining)
 {
-    struct hm_sink_cfg cfg;
-    struct tsrc src = {0};
-    struct trun t;
-    struct hm_sink *sink;
+    struct tcase c;
 
-    hm_sink_cfg_default(&cfg);
-    cfg.pipelining = pipelining;
-    t_add(&src, "rejectmail@a.test", t_body, "ok1@c.test", "ok2@c.test", NULL);
-    t_add(&src, "defermail@a.test", t_body, "ok3@c.test", NULL);
-    t_add(&src, "s@a.test", t_body, "ok4@c.test", NULL);
-    sink = t_run(&cfg, &src, NULL, &t);
-    assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_FAILED);
-    assert_int_equal(src.msgs[0].kinds[1], STORE_OUT_FAILED);
-    assert_non_null(strstr(src.msgs[0].replies[1], "550 5.7.1"));
-    assert_int_equal(src.msgs[1].kinds[0], STORE_OUT_DEFERRED);
-    assert_int_equal(src.msgs[2].kinds[0], STORE_OUT_DELIVERED);
-    assert_int_equal(hm_sink_count(sink), 1);
-    assert_int_equal(hm_sink_count_cmd(sink, "RSET"), 2);
-    t_end(sink, &t);
+    t_case_init(&c);
+    c.cfg.pipelining = pipelining;
+    t_add(&c.src, "rejectmail@a.test", t_body, "ok1@c.test", "ok2@c.test", NULL);
+    t_add(&c.src, "defermail@a.test", t_body, "ok3@c.test", NULL);
+    t_add(&c.src, "s@a.test", t_body, "ok4@c.test", NULL);
+    t_case_run(&c);
+    assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_FAILED);
+    assert_int_equal(c.src.msgs[0].kinds[1], STORE_OUT_FAILED);
+    assert_non_null(strstr(c.src.msgs[0].replies[1], "550 5.7.1"));
+    assert_int_equal(c.src.msgs[1].kinds[0], STORE_OUT_DEFERRED);
+    assert_int_equal(c.src.msgs[2].kinds[0], STORE_OUT_DELIVERED);
+    assert_int_equal(hm_sink_count(c.sink), 1);
+    assert_int_equal(hm_sink_count_cmd(c.sink, "RSET"), 2);
+    t_case_end(&c);
 }
 
 /* test_mail_refused - with and without pipelining. */
@@ -310,41 +333,35 @@ static void test_mail_refused(void **state)
 /* test_data_refused - 554 to DATA fails the accepted recipients only. */
 static void test_data_refused(void **state)
 {
-    struct hm_sink_cfg cfg;
-    struct tsrc src = {0};
-    struct trun t;
-    struct hm_sink *sink;
+    struct tcase c;
 
     (void)state;
-    hm_sink_cfg_default(&cfg);
-    cfg.data_code = 554;
-    t_add(&src, "s@a.test", t_body, "ok1@c.test", "defer@c.test", NULL);
-    sink = t_run(&cfg, &src, NULL, &t);
-    assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_FAILED);
-    assert_non_null(strstr(src.msgs[0].replies[0], "554"));
-    assert_int_equal(src.msgs[0].kinds[1], STORE_OUT_DEFERRED);
-    assert_int_equal(hm_sink_count_cmd(sink, "RSET"), 1);
-    t_end(sink, &t);
+    t_case_init(&c);
+    c.cfg.data_code = 554;
+    t_add(&c.src, "s@a.test", t_body, "ok1@c.test", "defer@c.test", NULL);
+    t_case_run(&c);
+    assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_FAILED);
+    assert_non_null(strstr(c.src.msgs[0].replies[0], "554"));
+    assert_int_equal(c.src.msgs[0].kinds[1], STORE_OUT_DEFERRED);
+    assert_int_equal(hm_sink_count_cmd(c.sink, "RSET"), 1);
+    t_case_end(&c);
 }
 
 /* test_all_rcpts_refused - pipelined DATA answered 554, no body is sent. */
 static void test_all_rcpts_refused(void **state)
 {
-    struct hm_sink_cfg cfg;
-    struct tsrc src = {0};
-    struct trun t;
-    struct hm_sink *sink;
+    struct tcase c;
 
     (void)state;
-    hm_sink_cfg_default(&cfg);
-    t_add(&src, "s@a.test", t_body, "reject1@c.test", "reject2@c.test", NULL);
-    t_add(&src, "s@a.test", t_body, "ok@c.test", NULL);
-    sink = t_run(&cfg, &src, NULL, &t);
-    assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_FAILED);
-    assert_int_equal(src.msgs[0].kinds[1], STORE_OUT_FAILED);
-    assert_int_equal(src.msgs[1].kinds[0], STORE_OUT_DELIVERED);
-    assert_int_equal(hm_sink_count(sink), 1);
-    t_end(sink, &t);
+    t_case_init(&c);
+    t_add(&c.src, "s@a.test", t_body, "reject1@c.test", "reject2@c.test", NULL);
+    t_add(&c.src, "s@a.test", t_body, "ok@c.test", NULL);
+    t_case_run(&c);
+    assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_FAILED);
+    assert_int_equal(c.src.msgs[0].kinds[1], STORE_OUT_FAILED);
+    assert_int_equal(c.src.msgs[1].kinds[0], STORE_OUT_DELIVERED);
+    assert_int_equal(hm_sink_count(c.sink), 1);
+    t_case_end(&c);
 }
 
 /* test_dot_reply - 452 after the dot defers, 554 fails. */
@@ -355,72 +372,64 @@ static void test_dot_reply(void **state)
 
     (void)state;
     for (size_t i = 0; i < 2; i++) {
-        struct hm_sink_cfg cfg;
-        struct tsrc src = {0};
-        struct trun t;
-        struct hm_sink *sink;
+        struct tcase c;
 
-        hm_sink_cfg_default(&cfg);
-        cfg.dot_code = codes[i];
-        t_add(&src, "s@a.test", t_body, "ok1@c.test", "reject@c.test", NULL);
-        sink = t_run(&cfg, &src, NULL, &t);
-        assert_int_equal(src.msgs[0].kinds[0], kinds[i]);
-        assert_int_equal(src.msgs[0].kinds[1], STORE_OUT_FAILED);
-        assert_int_equal(hm_sink_count(sink), 0);
-        t_end(sink, &t);
+        t_case_init(&c);
+        c.cfg.dot_code = codes[i];
+        t_add(&c.src, "s@a.test", t_body, "ok1@c.test", "reject@c.test", NULL);
+        t_case_run(&c);
+        assert_int_equal(c.src.msgs[0].kinds[0], kinds[i]);
+        assert_int_equal(c.src.msgs[0].kinds[1], STORE_OUT_FAILED);
+        assert_int_equal(hm_sink_count(c.sink), 0);
+        t_case_end(&c);
     }
 }
 
 /* test_greeting_multiline_slow_helo - slow multi-line 220, EHLO refused, HELO used. */
 static void test_greeting_multiline_slow_helo(void **state)
 {
-    struct hm_sink_cfg cfg;
-    struct tsrc src = {0};
-    struct trun t;
-    struct hm_sink *sink;
+    struct tcase c;
 
     (void)state;
-    hm_sink_cfg_default(&cfg);
-    cfg.greeting = "220-sink.test first\r\n220-250 this is not a reply\r\n220 sink.test ready\r\n";
-    cfg.greeting_delay_ms = 700;
-    cfg.ehlo_reject = true;
-    t_add(&src, "s@a.test", t_body, "ok@c.test", NULL);
-    src.msgs[0].ret = STORE_RET_FULL;
-    src.msgs[0].notify[0] = STORE_NOTIFY_SUCCESS;
-    sink = t_run(&cfg, &src, NULL, &t);
-    assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_DELIVERED);
-    assert_int_equal(hm_sink_count_cmd(sink, "EHLO"), 1);
-    assert_int_equal(hm_sink_count_cmd(sink, "HELO"), 1);
+    t_case_init(&c);
+    c.cfg.greeting =
+        "220-sink.test first\r\n220-250 this is not a reply\r\n220 sink.test ready\r\n";
+    c.cfg.greeting_delay_ms = 700;
+    c.cfg.ehlo_reject = true;
+    t_add(&c.src, "s@a.test", t_body, "ok@c.test", NULL);
+    c.src.msgs[0].ret = STORE_RET_FULL;
+    c.src.msgs[0].notify[0] = STORE_NOTIFY_SUCCESS;
+    t_case_run(&c);
+    assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_DELIVERED);
+    assert_int_equal(hm_sink_count_cmd(c.sink, "EHLO"), 1);
+    assert_int_equal(hm_sink_count_cmd(c.sink, "HELO"), 1);
     /* HELO session: no extensions at all, and one command per write. */
-    assert_null(strstr(hm_sink_transcript(sink), "SIZE="));
-    assert_null(strstr(hm_sink_transcript(sink), "RET="));
-    assert_null(strstr(hm_sink_transcript(sink), "NOTIFY="));
-    assert_int_equal(hm_sink_max_batch(sink), 1);
-    t_end(sink, &t);
+    assert_null(strstr(hm_sink_transcript(c.sink), "SIZE="));
+    assert_null(strstr(hm_sink_transcript(c.sink), "RET="));
+    assert_null(strstr(hm_sink_transcript(c.sink), "NOTIFY="));
+    assert_int_equal(hm_sink_max_batch(c.sink), 1);
+    t_case_end(&c);
 }
 
 /* test_greeting_refused - 554 greeting: everything deferred, QUIT sent. */
 static void test_greeting_refused(void **state)
 {
-    struct hm_sink_cfg cfg;
-    struct tsrc src = {0};
-    struct trun t;
-    struct hm_sink *sink;
+    struct tcase c;
 
     (void)state;
-    hm_sink_cfg_default(&cfg);
-    cfg.greeting = "554 5.3.2 go away\r\n";
-    t_add(&src, "s@a.test", t_body, "ok@c.test", NULL);
-    t_add(&src, "s@a.test", t_body, "ok@c.test", NULL);
-    sink = t_run(&cfg, &src, NULL, &t);
-    assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_DEFERRED);
-    assert_int_equal(src.msgs[1].kinds[0], STORE_OUT_DEFERRED);
-    assert_int_equal(src.msgs[1].applied, 1);
-    assert_false(t.res.session_ok);
-    assert_non_null(strstr(t.res.reason, "go away"));
-    assert_int_equal(hm_sink_count_cmd(sink, "EHLO"), 0);
-    assert_int_equal(hm_sink_count_cmd(sink, "QUIT"), 1);
-    t_end(sink, &t);
+    t_case_init(&c);
+    c.cfg.greeting = "554 5.3.2 go away\r\n";
+    t_add(&c.src, "s@a.test", t_body, "ok@c.test", NULL);
+    t_add(&c.src, "s@a.test", t_body, "ok@c.test", NULL);
+    t_case_run(&c);
+    assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_DEFERRED);
+    assert_int_equal(c.src.msgs[1].kinds[0], STORE_OUT_DEFERRED);
+    assert_int_equal(c.src.msgs[1].applied, 1);
+    assert_false(c.t.res.session_ok);
+    assert_non_null(strstr(c.t.res.reason, "go away"));
+    assert_int_equal(hm_sink_count_cmd(c.sink, "EHLO"), 0);
+    assert_int_equal(hm_sink_count_cmd(c.sink, "QUIT"), 1);
+    t_case_end(&c);
 }
 
 /* t_big_body - a body of n bytes of text lines, some starting with '.'. */
@@ -447,74 +456,63 @@ static char *t_big_body(size_t n)
 /* test_drop_mid_data - the server disconnects mid-body: all recipients deferred. */
 static void test_drop_mid_data(void **state)
 {
-    struct hm_sink_cfg cfg;
-    struct tsrc src = {0};
-    struct trun t;
-    struct hm_sink *sink;
+    struct tcase c;
     char *body = t_big_body(600000);
 
     (void)state;
-    hm_sink_cfg_default(&cfg);
-    cfg.drop_after_body = 100000;
-    t_add(&src, "s@a.test", body, "ok1@c.test", "reject@c.test", NULL);
-    t_add(&src, "s@a.test", t_body, "ok2@c.test", NULL);
-    sink = t_run(&cfg, &src, NULL, &t);
-    assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_DEFERRED);
-    assert_non_null(strstr(src.msgs[0].replies[0], "lost connection with sink.test"));
-    assert_non_null(strstr(src.msgs[0].replies[0], " while sending "));
-    assert_int_equal(src.msgs[0].kinds[1], STORE_OUT_FAILED);
-    assert_int_equal(src.msgs[1].kinds[0], STORE_OUT_DEFERRED);
-    assert_false(t.res.session_ok);
-    assert_int_equal(t.res.deferred, 2);
-    assert_int_equal(hm_sink_count(sink), 0);
-    t_end(sink, &t);
+    t_case_init(&c);
+    c.cfg.drop_after_body = 100000;
+    t_add(&c.src, "s@a.test", body, "ok1@c.test", "reject@c.test", NULL);
+    t_add(&c.src, "s@a.test", t_body, "ok2@c.test", NULL);
+    t_case_run(&c);
+    assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_DEFERRED);
+    assert_non_null(strstr(c.src.msgs[0].replies[0], "lost connection with sink.test"));
+    assert_non_null(strstr(c.src.msgs[0].replies[0], " while sending "));
+    assert_int_equal(c.src.msgs[0].kinds[1], STORE_OUT_FAILED);
+    assert_int_equal(c.src.msgs[1].kinds[0], STORE_OUT_DEFERRED);
+    assert_false(c.t.res.session_ok);
+    assert_int_equal(c.t.res.deferred, 2);
+    assert_int_equal(hm_sink_count(c.sink), 0);
+    t_case_end(&c);
     free(body);
 }
 
 /* test_timeout_after_dot - no reply to the dot: deferred when data_term_timeout expires. */
 static void test_timeout_after_dot(void **state)
 {
-    struct hm_sink_cfg cfg;
-    struct tsrc src = {0};
-    struct trun t;
-    struct hm_sink *sink;
-    struct dlv_opts o;
+    struct tcase c;
 
     (void)state;
-    dlv_opts_default(&o);
-    o.data_term_timeout = 1;
-    hm_sink_cfg_default(&cfg);
-    cfg.silent_after_dot = true;
-    t_add(&src, "s@a.test", t_body, "ok1@c.test", NULL);
-    sink = t_run(&cfg, &src, &o, &t);
-    assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_DEFERRED);
-    assert_non_null(strstr(src.msgs[0].replies[0], "timed out"));
-    assert_non_null(strstr(src.msgs[0].replies[0], "end of data"));
-    t_end(sink, &t);
+    t_case_init(&c);
+    c.opts.data_term_timeout = 1;
+    c.cfg.silent_after_dot = true;
+    t_add(&c.src, "s@a.test", t_body, "ok1@c.test", NULL);
+    t_case_run(&c);
+    assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_DEFERRED);
+    assert_non_null(strstr(c.src.msgs[0].replies[0], "timed out"));
+    assert_non_null(strstr(c.src.msgs[0].replies[0], "end of data"));
+    t_case_end(&c);
 }
 
 /* test_size_limit - a message over the peer's SIZE fails 5.3.4 without MAIL. */
 static void test_size_limit(void **state)
 {
-    struct hm_sink_cfg cfg;
-    struct tsrc src = {0};
-    struct trun t;
-    struct hm_sink *sink;
+    struct tcase c;
     char *body = t_big_body(5000);
 
     (void)state;
-    hm_sink_cfg_default(&cfg);
-    cfg.size_adv = true;
-    cfg.size_max = 1000;
-    t_add(&src, "big@a.test", body, "ok1@c.test", NULL);
-    t_add(&src, "small@a.test", t_body, "ok2@c.test", NULL);
-    sink = t_run(&cfg, &src, NULL, &t);
-    assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_FAILED);
-    assert_non_null(strstr(src.msgs[0].replies[0], "5.3.4"));
-    assert_int_equal(src.msgs[1].kinds[0], STORE_OUT_DELIVERED);
-    assert_null(strstr(hm_sink_transcript(sink), "big@a.test"));
-    assert_non_null(strstr(hm_sink_transcript(sink), "MAIL FROM:<small@a.test> SIZE=21"));
-    t_end(sink, &t);
+    t_case_init(&c);
+    c.cfg.size_adv = true;
+    c.cfg.size_max = 1000;
+    t_add(&c.src, "big@a.test", body, "ok1@c.test", NULL);
+    t_add(&c.src, "small@a.test", t_body, "ok2@c.test", NULL);
+    t_case_run(&c);
+    assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_FAILED);
+    assert_non_null(strstr(c.src.msgs[0].replies[0], "5.3.4"));
+    assert_int_equal(c.src.msgs[1].kinds[0], STORE_OUT_DELIVERED);
+    assert_null(strstr(hm_sink_transcript(c.sink), "big@a.test"));
+    assert_non_null(strstr(hm_sink_transcript(c.sink), "MAIL FROM:<small@a.test> SIZE=21"));
+    t_case_end(&c);
     free(body);
 }
 
@@ -522,30 +520,27 @@ static void test_size_limit(void **state)
 static void test_8bitmime(void **state)
 {
     for (int offered = 0; offered < 2; offered++) {
-        struct hm_sink_cfg cfg;
-        struct tsrc src = {0};
-        struct trun t;
-        struct hm_sink *sink;
+        struct tcase c;
 
         (void)state;
-        hm_sink_cfg_default(&cfg);
-        cfg.eightbitmime = offered;
-        t_add(&src, "s@a.test", "Subject: \xc3\xa9\r\n\r\nx\r\n", "ok1@c.test", NULL);
-        src.msgs[0].body_type = STORE_BODY_8BITMIME;
-        t_add(&src, "s@a.test", t_body, "ok2@c.test", NULL);
-        src.msgs[1].body_type = STORE_BODY_7BIT;
-        sink = t_run(&cfg, &src, NULL, &t);
+        t_case_init(&c);
+        c.cfg.eightbitmime = offered;
+        t_add(&c.src, "s@a.test", "Subject: \xc3\xa9\r\n\r\nx\r\n", "ok1@c.test", NULL);
+        c.src.msgs[0].body_type = STORE_BODY_8BITMIME;
+        t_add(&c.src, "s@a.test", t_body, "ok2@c.test", NULL);
+        c.src.msgs[1].body_type = STORE_BODY_7BIT;
+        t_case_run(&c);
         if (offered) {
-            assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_DELIVERED);
-            assert_non_null(strstr(hm_sink_transcript(sink), "BODY=8BITMIME"));
+            assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_DELIVERED);
+            assert_non_null(strstr(hm_sink_transcript(c.sink), "BODY=8BITMIME"));
         } else {
-            assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_FAILED);
-            assert_non_null(strstr(src.msgs[0].replies[0], "5.6.3"));
-            assert_null(strstr(hm_sink_transcript(sink), "BODY="));
+            assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_FAILED);
+            assert_non_null(strstr(c.src.msgs[0].replies[0], "5.6.3"));
+            assert_null(strstr(hm_sink_transcript(c.sink), "BODY="));
         }
-        assert_int_equal(src.msgs[1].kinds[0], STORE_OUT_DELIVERED);
-        assert_int_equal(hm_sink_count(sink), offered ? 2 : 1);
-        t_end(sink, &t);
+        assert_int_equal(c.src.msgs[1].kinds[0], STORE_OUT_DELIVERED);
+        assert_int_equal(hm_sink_count(c.sink), offered ? 2 : 1);
+        t_case_end(&c);
     }
 }
 
@@ -553,24 +548,21 @@ static void test_8bitmime(void **state)
 static void test_dsn_params(void **state)
 {
     for (int offered = 0; offered < 2; offered++) {
-        struct hm_sink_cfg cfg;
-        struct tsrc src = {0};
-        struct trun t;
-        struct hm_sink *sink;
+        struct tcase c;
         struct tmsg *m;
         const char *tr;
 
         (void)state;
-        hm_sink_cfg_default(&cfg);
-        cfg.dsn = offered;
-        m = t_add(&src, "s@a.test", t_body, "ok1@c.test", "ok2@c.test", NULL);
+        t_case_init(&c);
+        c.cfg.dsn = offered;
+        m = t_add(&c.src, "s@a.test", t_body, "ok1@c.test", "ok2@c.test", NULL);
         m->ret = STORE_RET_HDRS;
         m->envid = "QQ+2Bid";
         m->notify[0] = STORE_NOTIFY_SUCCESS | STORE_NOTIFY_FAILURE;
         m->orcpt[0] = "rfc822;ok1@c.test";
         m->notify[1] = STORE_NOTIFY_NEVER;
-        sink = t_run(&cfg, &src, NULL, &t);
-        tr = hm_sink_transcript(sink);
+        t_case_run(&c);
+        tr = hm_sink_transcript(c.sink);
         if (offered) {
             assert_non_null(strstr(tr, "MAIL FROM:<s@a.test> RET=HDRS ENVID=QQ+2Bid\n"));
             assert_non_null(strstr(
@@ -580,8 +572,8 @@ static void test_dsn_params(void **state)
             assert_non_null(strstr(tr, "MAIL FROM:<s@a.test>\n"));
             assert_non_null(strstr(tr, "RCPT TO:<ok1@c.test>\n"));
         }
-        assert_int_equal(hm_sink_count(sink), 1);
-        t_end(sink, &t);
+        assert_int_equal(hm_sink_count(c.sink), 1);
+        t_case_end(&c);
     }
 }
 
@@ -614,24 +606,21 @@ static void test_dot_stuffing_wire(void **state)
         ".starts with dot\r\n..two dots\r\nmid.dot\r\n.\r\nlast line no crlf";
     size_t big_len = 300000;
     char *big = t_big_body(big_len);
-    struct hm_sink_cfg cfg;
-    struct tsrc src = {0};
-    struct trun t;
-    struct hm_sink *sink;
+    struct tcase c;
 
     (void)state;
     /* A '.' right at the engine's chunk boundary and at the test source's read size. */
     memcpy(big + 65534, "\r\n.x", 4);
     memcpy(big + 7000, "\r\n.y", 4);
-    hm_sink_cfg_default(&cfg);
-    t_add(&src, "s@a.test", small, "ok1@c.test", NULL);
-    t_add(&src, "s@a.test", big, "ok2@c.test", NULL);
-    sink = t_run(&cfg, &src, NULL, &t);
-    assert_int_equal(hm_sink_count(sink), 2);
+    t_case_init(&c);
+    t_add(&c.src, "s@a.test", small, "ok1@c.test", NULL);
+    t_add(&c.src, "s@a.test", big, "ok2@c.test", NULL);
+    t_case_run(&c);
+    assert_int_equal(hm_sink_count(c.sink), 2);
     for (size_t i = 0; i < 2; i++) {
-        const struct hm_sink_msg *m = hm_sink_get(sink, i);
-        const char *b = src.msgs[i].body;
-        size_t n = src.msgs[i].body_len, rl;
+        const struct hm_sink_msg *m = hm_sink_get(c.sink, i);
+        const char *b = c.src.msgs[i].body;
+        size_t n = c.src.msgs[i].body_len, rl;
         char *ref = t_stuff_ref(b, n, &rl);
         assert_int_equal(m->raw_len, rl);
         assert_memory_equal(m->raw, ref, rl);
@@ -640,7 +629,7 @@ static void test_dot_stuffing_wire(void **state)
         assert_memory_equal(m->body, b, n);
         free(ref);
     }
-    t_end(sink, &t);
+    t_case_end(&c);
     free(big);
 }
 
@@ -766,29 +755,24 @@ static void test_refused_connection(void **state)
 static void test_total_timeout_and_garbage(void **state)
 {
     for (int variant = 0; variant < 2; variant++) {
-        struct hm_sink_cfg cfg;
-        struct tsrc src = {0};
-        struct trun t;
-        struct hm_sink *sink;
-        struct dlv_opts o;
+        struct tcase c;
 
         (void)state;
-        dlv_opts_default(&o);
-        hm_sink_cfg_default(&cfg);
+        t_case_init(&c);
         if (variant == 0) {
-            o.total_timeout = 1;
-            cfg.greeting_delay_ms = 3000;
+            c.opts.total_timeout = 1;
+            c.cfg.greeting_delay_ms = 3000;
         } else {
-            cfg.greeting = "hello, I am not SMTP\r\n";
+            c.cfg.greeting = "hello, I am not SMTP\r\n";
         }
-        t_add(&src, "s@a.test", t_body, "ok1@c.test", NULL);
-        sink = t_run(&cfg, &src, &o, &t);
-        assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_DEFERRED);
+        t_add(&c.src, "s@a.test", t_body, "ok1@c.test", NULL);
+        t_case_run(&c);
+        assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_DEFERRED);
         assert_non_null(
-            strstr(src.msgs[0].replies[0], variant == 0 ? "time limit" : "protocol error"));
-        assert_false(t.res.session_ok);
-        assert_int_equal(hm_sink_count_cmd(sink, "EHLO"), 0);
-        t_end(sink, &t);
+            strstr(c.src.msgs[0].replies[0], variant == 0 ? "time limit" : "protocol error"));
+        assert_false(c.t.res.session_ok);
+        assert_int_equal(hm_sink_count_cmd(c.sink, "EHLO"), 0);
+        t_case_end(&c);
     }
 }
 
@@ -846,32 +830,27 @@ static void test_starttls(void **state)
     assert_non_null(sctx);
     assert_non_null(cctx);
     for (int variant = 0; variant < 3; variant++) {
-        struct hm_sink_cfg cfg;
-        struct tsrc src = {0};
-        struct trun t;
-        struct hm_sink *sink;
-        struct dlv_opts o;
+        struct tcase c;
 
-        hm_sink_cfg_default(&cfg);
-        cfg.tls_ctx = sctx;
-        dlv_opts_default(&o);
-        o.starttls = variant != 1;
-        o.tls_ctx = cctx;
-        o.tls_active = variant == 2; /* as on a reversed TLS session */
-        t_add(&src, "s@a.test", t_body, "ok1@c.test", NULL);
-        sink = t_run(&cfg, &src, &o, &t);
-        assert_int_equal(src.msgs[0].kinds[0], STORE_OUT_DELIVERED);
-        assert_int_equal(hm_sink_count(sink), 1);
+        t_case_init(&c);
+        c.cfg.tls_ctx = sctx;
+        c.opts.starttls = variant != 1;
+        c.opts.tls_ctx = cctx;
+        c.opts.tls_active = variant == 2; /* as on a reversed TLS session */
+        t_add(&c.src, "s@a.test", t_body, "ok1@c.test", NULL);
+        t_case_run(&c);
+        assert_int_equal(c.src.msgs[0].kinds[0], STORE_OUT_DELIVERED);
+        assert_int_equal(hm_sink_count(c.sink), 1);
         if (variant == 0) {
-            assert_int_equal(hm_sink_count_cmd(sink, "STARTTLS"), 1);
-            assert_int_equal(hm_sink_count_cmd(sink, "EHLO"), 2);
-            assert_true(hm_sink_get(sink, 0)->tls);
+            assert_int_equal(hm_sink_count_cmd(c.sink, "STARTTLS"), 1);
+            assert_int_equal(hm_sink_count_cmd(c.sink, "EHLO"), 2);
+            assert_true(hm_sink_get(c.sink, 0)->tls);
         } else {
-            assert_int_equal(hm_sink_count_cmd(sink, "STARTTLS"), 0);
-            assert_int_equal(hm_sink_count_cmd(sink, "EHLO"), 1);
-            assert_false(hm_sink_get(sink, 0)->tls);
+            assert_int_equal(hm_sink_count_cmd(c.sink, "STARTTLS"), 0);
+            assert_int_equal(hm_sink_count_cmd(c.sink, "EHLO"), 1);
+            assert_false(hm_sink_get(c.sink, 0)->tls);
         }
-        t_end(sink, &t);
+        t_case_end(&c);
     }
     tls_ctx_free(sctx);
     tls_ctx_free(cctx);

@@ -93,27 +93,48 @@ static void t_setup(struct store_msg_info *info, struct store_rcpt_info r[3])
     r[2].notify = STORE_NOTIFY_NEVER;
 }
 
+/* t_case - one report to build: envelope, recipients, body reader, input and output. */
+struct t_case {
+    struct store_msg_info info;
+    struct store_rcpt_info r[3];
+    struct t_reader rd;
+    struct dsn_input in;
+    char *out;
+    size_t len;
+    char boundary[128];
+};
+
+/* t_case_init - t_setup's message; a kind report on all three recipients. */
+static void t_case_init(struct t_case *c, int kind)
+{
+    memset(c, 0, sizeof(*c));
+    t_setup(&c->info, c->r);
+    c->rd = (struct t_reader){t_orig, sizeof(t_orig) - 1, false};
+    c->in = (struct dsn_input){"mx.isp.test", kind, &c->info, c->r,   3,
+                               1700001000,    0,    t_read,   &c->rd, 0};
+}
+
+/* t_case_build - dsn_build gives DSN_BUILT with three MIME parts, split into t_buf. */
+static void t_case_build(struct t_case *c)
+{
+    assert_int_equal(dsn_build(&c->in, &c->out, &c->len), DSN_BUILT);
+    assert_int_equal(strlen(c->out), c->len);
+    assert_int_equal(t_parts(c->out, t_buf, c->boundary, sizeof(c->boundary)), 3);
+}
+
 /* test_failure_full - bounce with the whole original as message/rfc822. */
 static void test_failure_full(void **state)
 {
-    struct store_msg_info info;
-    struct store_rcpt_info r[3];
-    struct t_reader rd = {t_orig, sizeof(t_orig) - 1, false};
-    struct dsn_input in = {
-        "mx.isp.test", STORE_NOTE_FAILED, &info, r, 3, 1700001000, 0, t_read, &rd, 0};
-    char *out = NULL, boundary[128];
-    size_t len = 0;
+    struct t_case c;
 
     (void)state;
-    t_setup(&info, r);
-    assert_int_equal(dsn_build(&in, &out, &len), DSN_BUILT);
-    assert_int_equal(strlen(out), len);
-    assert_non_null(strstr(out, "From: MAILER-DAEMON@mx.isp.test"));
-    assert_non_null(strstr(out, "\r\nTo: <a@a.test>\r\n"));
-    assert_non_null(strstr(out, "\r\nSubject: Undelivered Mail Returned to Sender\r\n"));
-    assert_non_null(strstr(out, "\r\nAuto-Submitted: auto-replied\r\n"));
-    assert_non_null(strstr(out, "multipart/report; report-type=delivery-status"));
-    assert_int_equal(t_parts(out, t_buf, boundary, sizeof(boundary)), 3);
+    t_case_init(&c, STORE_NOTE_FAILED);
+    t_case_build(&c);
+    assert_non_null(strstr(c.out, "From: MAILER-DAEMON@mx.isp.test"));
+    assert_non_null(strstr(c.out, "\r\nTo: <a@a.test>\r\n"));
+    assert_non_null(strstr(c.out, "\r\nSubject: Undelivered Mail Returned to Sender\r\n"));
+    assert_non_null(strstr(c.out, "\r\nAuto-Submitted: auto-replied\r\n"));
+    assert_non_null(strstr(c.out, "multipart/report; report-type=delivery-status"));
     assert_non_null(strstr(t_buf[0], "Content-Type: text/plain"));
     assert_non_null(strstr(t_buf[0], "<u1@c.test>: 550 5.1.1 no such user"));
     assert_non_null(strstr(t_buf[1], "Content-Type: message/delivery-status\r\n\r\n"));
@@ -126,93 +147,74 @@ static void test_failure_full(void **state)
                                      "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"));
     assert_non_null(strstr(t_buf[1], "Final-Recipient: rfc822; u2@c.test\r\nAction: failed\r\n"
                                      "Status: 5.4.7\r\n"));
-    assert_null(strstr(out, "never@c.test"));
+    assert_null(strstr(c.out, "never@c.test"));
     assert_null(strstr(t_buf[1], "Will-Retry-Until"));
     assert_non_null(strstr(t_buf[2], "Content-Type: message/rfc822\r\n\r\n"));
     assert_non_null(strstr(t_buf[2], t_orig));
     /* The boundary never occurs inside the parts. */
     for (int i = 0; i < 3; i++)
-        assert_null(strstr(t_buf[i], boundary));
-    free(out);
+        assert_null(strstr(t_buf[i], c.boundary));
+    free(c.out);
 }
 
 /* test_failure_hdrs - RET=HDRS (and a too-big original) attach only the header section. */
 static void test_failure_hdrs(void **state)
 {
-    struct store_msg_info info;
-    struct store_rcpt_info r[3];
-    struct t_reader rd = {t_orig, sizeof(t_orig) - 1, false};
-    struct dsn_input in = {
-        "mx.isp.test", STORE_NOTE_FAILED, &info, r, 3, 1700001000, 0, t_read, &rd, 0};
-    char *out = NULL, boundary[128];
-    size_t len = 0;
-
     (void)state;
     for (int variant = 0; variant < 2; variant++) {
-        t_setup(&info, r);
+        struct t_case c;
+
+        t_case_init(&c, STORE_NOTE_FAILED);
         if (variant == 0)
-            info.ret = STORE_RET_HDRS;
+            c.info.ret = STORE_RET_HDRS;
         else
-            in.full_max = 20;
-        assert_int_equal(dsn_build(&in, &out, &len), DSN_BUILT);
-        assert_int_equal(t_parts(out, t_buf, boundary, sizeof(boundary)), 3);
+            c.in.full_max = 20;
+        t_case_build(&c);
         assert_non_null(strstr(t_buf[2], "Content-Type: text/rfc822-headers\r\n\r\n"
                                          "From: a@a.test\r\nSubject: hello\r\n"));
         assert_null(strstr(t_buf[2], "body line"));
-        free(out);
+        free(c.out);
     }
 }
 
 /* test_delay - a delay warning: Action delayed, 4.x.x, Will-Retry-Until, headers only. */
 static void test_delay(void **state)
 {
-    struct store_msg_info info;
-    struct store_rcpt_info r[3];
-    struct t_reader rd = {t_orig, sizeof(t_orig) - 1, false};
-    struct dsn_input in = {"mx.isp.test", STORE_NOTE_DELAYED, &info,  r,   2,
-                           1700001000,    1700604800,         t_read, &rd, 0};
-    char *out = NULL, boundary[128];
-    size_t len = 0;
+    struct t_case c;
 
     (void)state;
-    t_setup(&info, r);
-    strcpy(r[0].last_reply, "451 4.2.0 mailbox busy");
-    r[1].last_reply[0] = '\0';
-    r[1].notify = STORE_NOTIFY_FAILURE; /* no DELAY asked: not reported */
-    assert_int_equal(dsn_build(&in, &out, &len), DSN_BUILT);
-    assert_non_null(strstr(out, "\r\nSubject: Delayed Mail (still being held)\r\n"));
-    assert_int_equal(t_parts(out, t_buf, boundary, sizeof(boundary)), 3);
+    t_case_init(&c, STORE_NOTE_DELAYED);
+    c.in.nrcpts = 2;
+    c.in.retry_until = 1700604800;
+    strcpy(c.r[0].last_reply, "451 4.2.0 mailbox busy");
+    c.r[1].last_reply[0] = '\0';
+    c.r[1].notify = STORE_NOTIFY_FAILURE; /* no DELAY asked: not reported */
+    t_case_build(&c);
+    assert_non_null(strstr(c.out, "\r\nSubject: Delayed Mail (still being held)\r\n"));
     assert_non_null(strstr(t_buf[1], "Action: delayed\r\nStatus: 4.2.0\r\n"));
     assert_non_null(strstr(t_buf[1], "Will-Retry-Until: Tue, 21 Nov 2023 22:13:20 +0000\r\n"));
     assert_null(strstr(t_buf[1], "u2@c.test"));
     assert_non_null(strstr(t_buf[2], "Content-Type: text/rfc822-headers"));
-    free(out);
+    free(c.out);
 }
 
 /* test_no_dsn - null sender and NOTIFY=NEVER everywhere give DSN_NONE; read errors DSN_ERROR. */
 static void test_no_dsn(void **state)
 {
-    struct store_msg_info info;
-    struct store_rcpt_info r[3];
-    struct t_reader rd = {t_orig, sizeof(t_orig) - 1, false};
-    struct dsn_input in = {
-        "mx.isp.test", STORE_NOTE_FAILED, &info, r, 3, 1700001000, 0, t_read, &rd, 0};
-    char *out = NULL;
-    size_t len = 0;
+    struct t_case c;
 
     (void)state;
-    t_setup(&info, r);
-    info.sender[0] = '\0';
-    assert_int_equal(dsn_build(&in, &out, &len), DSN_NONE);
-    t_setup(&info, r);
-    in.rcpts = &r[2];
-    in.nrcpts = 1;
-    assert_int_equal(dsn_build(&in, &out, &len), DSN_NONE);
-    in.rcpts = r;
-    in.nrcpts = 3;
-    rd.fail = true;
-    assert_int_equal(dsn_build(&in, &out, &len), DSN_ERROR);
-    assert_null(out);
+    t_case_init(&c, STORE_NOTE_FAILED);
+    c.info.sender[0] = '\0';
+    assert_int_equal(dsn_build(&c.in, &c.out, &c.len), DSN_NONE);
+    t_case_init(&c, STORE_NOTE_FAILED);
+    c.in.rcpts = &c.r[2];
+    c.in.nrcpts = 1;
+    assert_int_equal(dsn_build(&c.in, &c.out, &c.len), DSN_NONE);
+    t_case_init(&c, STORE_NOTE_FAILED);
+    c.rd.fail = true;
+    assert_int_equal(dsn_build(&c.in, &c.out, &c.len), DSN_ERROR);
+    assert_null(c.out);
 }
 
 /* main - the test table. */

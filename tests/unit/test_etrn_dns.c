@@ -17,6 +17,7 @@
 #include "etrn.h"
 #include "hm_dnsmasq.c"
 #include "hm_testsink.c"
+#include "hm_testutil.h"
 #include "log.h"
 #include "store.h"
 
@@ -57,9 +58,7 @@ static int t_setup(void **state)
 {
     static const char *const doms[] = {"nullmx.test", "self.test", "backup.test", "fallback.test",
                                        "implicit.test"};
-    struct store_opts so = {0};
     struct hm_sink_cfg sc;
-    char err[256];
 
     (void)state;
     if (!hm_dnsmasq_available())
@@ -67,15 +66,9 @@ static int t_setup(void **state)
     if (!hm_dnsmasq_start(&t_dns, t_zone))
         return -1;
     snprintf(t_servers, sizeof(t_servers), "%s", t_dns.servers);
-    snprintf(t_dir, sizeof(t_dir), "/tmp/hm_etrndns_XXXXXX");
-    if (mkdtemp(t_dir) == NULL)
+    if (hm_test_mkdtemp(t_dir, sizeof(t_dir), NULL, "etrndns") == NULL ||
+        (t_st = hm_test_store_open(t_dir, 8u << 20, 0)) == NULL)
         return -1;
-    so.dir = t_dir;
-    so.map_size = 8u << 20;
-    if (store_open(&t_st, &so, err, sizeof(err)) != STORE_OK) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
     t_base = event_base_new();
     hm_sink_cfg_default(&sc);
     sc.addr = "127.0.0.3";
@@ -94,12 +87,8 @@ static int t_setup(void **state)
     t_cf.delivery_concurrency = 1;
     for (size_t i = 0; i < sizeof(doms) / sizeof(doms[0]); i++) {
         struct store_domain d;
-        memset(&d, 0, sizeof(d));
-        snprintf(d.name, sizeof(d.name), "%s", doms[i]);
-        snprintf(d.site, sizeof(d.site), "default");
-        d.etrn_enabled = true;
-        d.hold_time = -1;
-        d.delay_warning = -1;
+
+        hm_test_domain_init(&d, doms[i]);
         if (store_domain_put(t_st, &d, true) != STORE_OK)
             return -1;
     }
@@ -109,21 +98,14 @@ static int t_setup(void **state)
 /* t_teardown - everything down, our dnsmasq killed by pid. */
 static int t_teardown(void **state)
 {
-    char path[128];
-
     (void)state;
     hm_sink_free(t_sink);
     if (t_st)
         store_close(t_st);
     if (t_base)
         event_base_free(t_base);
-    if (t_dir[0]) {
-        snprintf(path, sizeof(path), "%s/data.mdb", t_dir);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s/lock.mdb", t_dir);
-        unlink(path);
-        rmdir(t_dir);
-    }
+    if (t_dir[0])
+        hm_test_rmdir(t_dir);
     hm_dnsmasq_stop(&t_dns);
     return 0;
 }
@@ -131,25 +113,11 @@ static int t_teardown(void **state)
 /* t_msg - one message for rcpt. */
 static store_msgid_t t_msg(const char *rcpt)
 {
-    struct store_rcpt_in r = {.addr = rcpt};
-    struct iovec iov = {(void *)t_body, sizeof(t_body) - 1};
-    struct store_msg_in m = {.site = "default",
-                             .sender = "s@x.test",
-                             .arrival = (int64_t)time(NULL),
-                             .rcpts = &r,
-                             .nrcpts = 1,
-                             .iov = &iov,
-                             .iovcnt = 1,
-                             .body_fd = -1,
-                             .body_len = sizeof(t_body) - 1,
-                             .client_addr = "127.0.0.1",
-                             .client_helo = "mta.test"};
-    const struct store_msg_in *mp = &m;
     store_msgid_t id = 0;
-    int status = -1;
 
-    assert_int_equal(store_msg_add(t_st, &mp, 1, &id, &status), STORE_OK);
-    assert_int_equal(status, STORE_OK);
+    assert_int_equal(
+        hm_test_msg_add(t_st, "default", "s@x.test", &rcpt, 1, t_body, (int64_t)time(NULL), &id),
+        STORE_OK);
     return id;
 }
 

@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "etrn.h"
 #include "hm_testsink.c"
+#include "hm_testutil.h"
 #include "log.h"
 #include "store.h"
 
@@ -41,62 +42,40 @@ static uint16_t t_closed_port;
 
 static const char t_body[] = "Subject: held\r\n\r\n.line with dot\r\nbye\r\n";
 
-/* t_rm_dir - remove the store directory (files only, one level). */
-static void t_rm_dir(void)
-{
-    static const char *const files[] = {"data.mdb", "lock.mdb"};
-    char path[128];
-
-    for (size_t i = 0; i < 2; i++) {
-        snprintf(path, sizeof(path), "%s/%s", t_dir, files[i]);
-        unlink(path);
-    }
-    rmdir(t_dir);
-}
-
 /* t_domain - create a held domain routed to port (0 = no route). */
 static void t_domain(const char *name, uint16_t port, bool etrn)
 {
     struct store_domain d;
 
-    memset(&d, 0, sizeof(d));
-    snprintf(d.name, sizeof(d.name), "%s", name);
-    snprintf(d.site, sizeof(d.site), "default");
+    hm_test_domain_init(&d, name);
     d.etrn_enabled = etrn;
-    d.hold_time = -1;
-    d.delay_warning = -1;
     if (port)
         snprintf(d.route, sizeof(d.route), "[127.0.0.1]:%u", port);
     assert_int_equal(store_domain_put(t_st, &d, true), STORE_OK);
 }
 
-/* t_msg - add a message; returns its id. */
+/* t_msg_at - a message from sender to rcpt that arrived at arrival. */
+static store_msgid_t t_msg_at(const char *sender, const char *rcpt, int64_t arrival)
+{
+    store_msgid_t id = 0;
+
+    assert_int_equal(hm_test_msg_add(t_st, "default", sender, &rcpt, 1, t_body, arrival, &id),
+                     STORE_OK);
+    return id;
+}
+
+/* t_msg - add a message to up to three recipients (NULL = none); returns its id. */
 static store_msgid_t t_msg(const char *sender, const char *r1, const char *r2, const char *r3)
 {
-    struct store_rcpt_in r[3];
-    const char *addrs[3] = {r1, r2, r3};
-    struct iovec iov = {(void *)t_body, sizeof(t_body) - 1};
-    size_t n = 0;
-    struct store_msg_in m = {.site = "default",
-                             .sender = sender,
-                             .arrival = (int64_t)time(NULL),
-                             .iov = &iov,
-                             .iovcnt = 1,
-                             .body_fd = -1,
-                             .body_len = sizeof(t_body) - 1,
-                             .client_addr = "127.0.0.1",
-                             .client_helo = "mta.test"};
-    const struct store_msg_in *mp = &m;
+    const char *addrs[3] = {r1, r2, r3}, *r[3];
     store_msgid_t id = 0;
-    int status = -1;
+    size_t n = 0;
 
     for (size_t i = 0; i < 3; i++)
         if (addrs[i])
-            r[n++] = (struct store_rcpt_in){.addr = addrs[i]};
-    m.rcpts = r;
-    m.nrcpts = n;
-    assert_int_equal(store_msg_add(t_st, &mp, 1, &id, &status), STORE_OK);
-    assert_int_equal(status, STORE_OK);
+            r[n++] = addrs[i];
+    assert_int_equal(
+        hm_test_msg_add(t_st, "default", sender, r, n, t_body, (int64_t)time(NULL), &id), STORE_OK);
     return id;
 }
 
@@ -124,21 +103,13 @@ static int t_rcpt_state(store_msgid_t id, const char *addr, char *reply, size_t 
 /* t_setup - store, sinks and configuration. */
 static int t_setup(void **state)
 {
-    struct store_opts so = {0};
     struct hm_sink_cfg sc;
     struct hm_sink *tmp;
-    char err[256];
 
     (void)state;
-    snprintf(t_dir, sizeof(t_dir), "/tmp/hm_etrn_XXXXXX");
-    if (mkdtemp(t_dir) == NULL)
+    if (hm_test_mkdtemp(t_dir, sizeof(t_dir), NULL, "etrn") == NULL ||
+        (t_st = hm_test_store_open(t_dir, 8u << 20, 0)) == NULL)
         return -1;
-    so.dir = t_dir;
-    so.map_size = 8u << 20;
-    if (store_open(&t_st, &so, err, sizeof(err)) != STORE_OK) {
-        fprintf(stderr, "store_open: %s\n", err);
-        return -1;
-    }
     t_base = event_base_new();
     hm_sink_cfg_default(&sc);
     t_cust = hm_sink_new(t_base, &sc);
@@ -183,7 +154,7 @@ static int t_teardown(void **state)
         store_close(t_st);
     if (t_base)
         event_base_free(t_base);
-    t_rm_dir();
+    hm_test_rmdir(t_dir);
     return 0;
 }
 
@@ -343,31 +314,6 @@ static void test_etrn_rate(void **state)
     t_cf.etrn_domain_interval = 0;
 }
 
-/* t_msg_at - a message to rcpt that arrived at arrival. */
-static store_msgid_t t_msg_at(const char *sender, const char *rcpt, int64_t arrival)
-{
-    struct store_rcpt_in r = {.addr = rcpt};
-    struct iovec iov = {(void *)t_body, sizeof(t_body) - 1};
-    struct store_msg_in m = {.site = "default",
-                             .sender = sender,
-                             .arrival = arrival,
-                             .rcpts = &r,
-                             .nrcpts = 1,
-                             .iov = &iov,
-                             .iovcnt = 1,
-                             .body_fd = -1,
-                             .body_len = sizeof(t_body) - 1,
-                             .client_addr = "127.0.0.1",
-                             .client_helo = "mta.test"};
-    const struct store_msg_in *mp = &m;
-    store_msgid_t id = 0;
-    int status = -1;
-
-    assert_int_equal(store_msg_add(t_st, &mp, 1, &id, &status), STORE_OK);
-    assert_int_equal(status, STORE_OK);
-    return id;
-}
-
 /* t_relay_find - the relay message whose body contains needle, or NULL. */
 static const struct hm_sink_msg *t_relay_find(const char *needle)
 {
@@ -382,10 +328,7 @@ static void t_domain_times(const char *name, int64_t hold, int64_t warn)
 {
     struct store_domain d;
 
-    memset(&d, 0, sizeof(d));
-    snprintf(d.name, sizeof(d.name), "%s", name);
-    snprintf(d.site, sizeof(d.site), "default");
-    d.etrn_enabled = true;
+    hm_test_domain_init(&d, name);
     d.hold_time = hold;
     d.delay_warning = warn;
     assert_int_equal(store_domain_put(t_st, &d, true), STORE_OK);

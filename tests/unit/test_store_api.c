@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "hm_testutil.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -27,42 +28,20 @@ struct fx {
     struct store *st;
 };
 
-/* fx_rmdir - remove the flat test directory and its files. */
-static void fx_rmdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[512];
-
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-/* fx_open - open the store of the fixture. */
-static int fx_open(struct fx *f, uint64_t map, uint64_t max)
-{
-    struct store_opts o = {.dir = f->dir, .map_size = map, .map_size_max = max};
-    char err[256];
-
-    return store_open(&f->st, &o, err, sizeof(err));
-}
-
 /* setup - fresh directory and store. */
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
 
-    snprintf(f->dir, sizeof(f->dir), "/tmp/hm_store_api_XXXXXX");
-    if (mkdtemp(f->dir) == NULL || fx_open(f, 1 << 20, 64 << 20) != STORE_OK)
+    if (hm_test_mkdtemp(f->dir, sizeof(f->dir), NULL, "store_api") == NULL) {
+        free(f);
         return -1;
+    }
+    if ((f->st = hm_test_store_open(f->dir, 1 << 20, 64 << 20)) == NULL) {
+        hm_test_rmdir(f->dir);
+        free(f);
+        return -1;
+    }
     *state = f;
     return 0;
 }
@@ -73,37 +52,18 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     store_close(f->st);
-    fx_rmdir(f->dir);
+    hm_test_rmdir(f->dir);
     free(f);
     return 0;
 }
 
-/* add_msg - add one message with the given recipients and an iovec body. */
+/* add_msg - add one message with the given recipients and a memory body; its id. */
 static store_msgid_t add_msg(struct store *st, const char *site, const char *sender,
                              const char *const *rcpts, size_t n, const char *body, int64_t arrival)
 {
-    struct store_rcpt_in r[16];
-    struct iovec iov = {(void *)body, strlen(body)};
-    struct store_msg_in m = {.site = site,
-                             .sender = sender,
-                             .arrival = arrival,
-                             .rcpts = r,
-                             .nrcpts = n,
-                             .iov = &iov,
-                             .iovcnt = 1,
-                             .body_fd = -1,
-                             .body_len = strlen(body),
-                             .client_addr = "127.0.0.1",
-                             .client_helo = "client.example"};
-    const struct store_msg_in *mp = &m;
     store_msgid_t id = 0;
-    int status = -1;
 
-    assert_true(n <= 16);
-    for (size_t i = 0; i < n; i++)
-        r[i] = (struct store_rcpt_in){.addr = rcpts[i]};
-    assert_int_equal(store_msg_add(st, &mp, 1, &id, &status), STORE_OK);
-    assert_int_equal(status, STORE_OK);
+    assert_int_equal(hm_test_msg_add(st, site, sender, rcpts, n, body, arrival, &id), STORE_OK);
     assert_true(id > 0);
     return id;
 }

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "hm_testutil.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -37,38 +38,6 @@
 
 #define NDOM 4
 static const char *doms[NDOM] = {"one.example", "two.example", "sub.one.example", "x.test"};
-
-/* rm_flat_dir - remove a flat directory. */
-static void rm_flat_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[512];
-
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-    closedir(d);
-    rmdir(dir);
-}
-
-/* open_store - open dir with the given map sizes. */
-static struct store *open_store(const char *dir, uint64_t map, uint64_t max)
-{
-    struct store_opts o = {.dir = dir, .map_size = map, .map_size_max = max};
-    struct store *st = NULL;
-    char err[256];
-
-    if (store_open(&st, &o, err, sizeof(err)) != STORE_OK) {
-        fprintf(stderr, "open: %s\n", err);
-        return NULL;
-    }
-    return st;
-}
 
 /* fill_body - deterministic body bytes for sequence number seq. */
 static void fill_body(char *b, size_t len, unsigned seq)
@@ -163,7 +132,7 @@ static void test_map_full(void **state)
 
     (void)state;
     assert_non_null(mkdtemp(dir));
-    assert_non_null(st = open_store(dir, 1 << 20, 2 << 20));
+    assert_non_null(st = hm_test_store_open(dir, 1 << 20, 2 << 20));
     for (unsigned seq = 1; seq < 400 && nfull < 3; seq += 2) {
         rc = add_seq(st, seq, 2, ids, status);
         assert_true(rc == STORE_OK || rc == STORE_FULL);
@@ -199,16 +168,16 @@ static void test_map_full(void **state)
     assert_int_equal(c.messages, nkept / 2 + 2);
     store_close(st);
     /* reopen: still consistent */
-    assert_non_null(st = open_store(dir, 1 << 20, 2 << 20));
+    assert_non_null(st = hm_test_store_open(dir, 1 << 20, 2 << 20));
     check_msg(st, ids[0]);
     store_close(st);
-    rm_flat_dir(dir);
+    hm_test_rmdir(dir);
 }
 
 /* writer - child: add messages forever (bounded), report ids after commit. */
 static int writer(const char *dir, int outfd, unsigned seq0)
 {
-    struct store *st = open_store(dir, 1 << 20, 256 << 20);
+    struct store *st = hm_test_store_open(dir, 1 << 20, 256 << 20);
     time_t t0 = time(NULL);
 
     if (st == NULL)
@@ -325,14 +294,14 @@ static void test_kill_during_commit(void **state)
         assert_true(WIFSIGNALED(status));
         printf("round %d: %zu messages reported durable\n", round, n);
         assert_true(n > 0);
-        assert_non_null(st = open_store(dir, 1 << 20, 256 << 20));
+        assert_non_null(st = hm_test_store_open(dir, 1 << 20, 256 << 20));
         total += n;
         for (size_t i = 0; i < total; i++) /* this round's and every earlier one */
             check_msg(st, ids[i]);
         check_counters(st);
         store_close(st);
     }
-    rm_flat_dir(dir);
+    hm_test_rmdir(dir);
     free(ids);
 }
 
@@ -342,7 +311,7 @@ static int grower(const char *dir, int startfd, int outfd)
     struct store *st;
     char c;
 
-    if (read(startfd, &c, 1) != 1 || (st = open_store(dir, 1 << 20, 64 << 20)) == NULL)
+    if (read(startfd, &c, 1) != 1 || (st = hm_test_store_open(dir, 1 << 20, 64 << 20)) == NULL)
         return 2;
     for (unsigned seq = 5000; seq < 5300; seq += 4) {
         store_msgid_t ids[4];
@@ -382,7 +351,7 @@ static void test_map_resized(void **state)
     }
     close(start[0]);
     close(out[1]);
-    assert_non_null(st = open_store(dir, 1 << 20, 64 << 20));
+    assert_non_null(st = hm_test_store_open(dir, 1 << 20, 64 << 20));
     assert_int_equal(add_seq(st, 1, 2, mine, st2), STORE_OK);
     assert_int_equal(write(start[1], "g", 1), 1);
     n = read_ids(out[0], ids, 400);
@@ -402,7 +371,7 @@ static void test_map_resized(void **state)
     assert_true(ei.map_size > (1 << 20));
     check_counters(st);
     store_close(st);
-    rm_flat_dir(dir);
+    hm_test_rmdir(dir);
 }
 
 /* main - run the crash tests. */

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "hm_testutil.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -49,24 +50,6 @@ struct bf {
     struct bf_msg m[MAXMSG];
     size_t n;
 };
-
-/* rm_flat_dir - remove a flat directory. */
-static void rm_flat_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[512];
-
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-    closedir(d);
-    rmdir(dir);
-}
 
 /* dom_index - index of a domain name in doms[]. */
 static int dom_index(const char *d)
@@ -305,8 +288,7 @@ static void churn(struct store *st, const struct bf *b)
 /* test_index_vs_scan - random rounds of adds and churn, checked each round. */
 static void test_index_vs_scan(void **state)
 {
-    char dir[64] = "/tmp/hm_store_idx_XXXXXX", err[256];
-    struct store_opts o = {.dir = dir, .map_size = 1 << 20};
+    char dir[64] = "/tmp/hm_store_idx_XXXXXX";
     struct store *st;
     struct bf *b = calloc(1, sizeof(*b));
     const char *env = getenv("HM_STORE_SEED");
@@ -318,7 +300,7 @@ static void test_index_vs_scan(void **state)
     printf("seed %u\n", seed);
     srand(seed);
     assert_non_null(mkdtemp(dir));
-    assert_int_equal(store_open(&st, &o, err, sizeof(err)), STORE_OK);
+    assert_non_null(st = hm_test_store_open(dir, 1 << 20, 0));
     for (int round = 0; round < 12; round++) {
         for (int k = 0; k < 4; k++)
             add_random(st, &clock, 1 + (size_t)rand() % 8);
@@ -328,7 +310,7 @@ static void test_index_vs_scan(void **state)
         check_all(st, b);
     }
     store_close(st);
-    rm_flat_dir(dir);
+    hm_test_rmdir(dir);
     free(b);
 }
 

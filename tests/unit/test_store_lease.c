@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "hm_testutil.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -27,38 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NMSG   240
-#define DOMAIN "race.example"
-
-/* rm_flat_dir - remove a flat directory. */
-static void rm_flat_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[512];
-
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-    closedir(d);
-    rmdir(dir);
-}
-
-/* open_store - open the environment in dir. */
-static struct store *open_store(const char *dir)
-{
-    struct store_opts o = {.dir = dir, .map_size = 4 << 20};
-    struct store *st = NULL;
-    char err[256];
-
-    if (store_open(&st, &o, err, sizeof(err)) != STORE_OK)
-        return NULL;
-    return st;
-}
+#define NMSG      240
+#define DOMAIN    "race.example"
+#define LEASE_MAP (4u << 20) /* initial map; grows to the store default */
 
 /* populate - NMSG messages; message i has 1 + i%3 recipients in DOMAIN. */
 static size_t populate(struct store *st)
@@ -98,7 +70,7 @@ static int claimer(const char *dir, int startfd, int outfd, int releasefd)
     char c;
     time_t t0 = time(NULL);
 
-    if (read(startfd, &c, 1) != 1 || (st = open_store(dir)) == NULL)
+    if (read(startfd, &c, 1) != 1 || (st = hm_test_store_open(dir, LEASE_MAP, 0)) == NULL)
         return 2;
     store_owner_self(&me);
     for (int i = 0; i < 10000 && time(NULL) - t0 < 30; i++) {
@@ -181,7 +153,7 @@ static void test_two_claimers(void **state)
 
     (void)state;
     assert_non_null(mkdtemp(dir));
-    assert_non_null(st = open_store(dir));
+    assert_non_null(st = hm_test_store_open(dir, LEASE_MAP, 0));
     total = populate(st);
     store_close(st);
     assert_int_equal(pipe(start), 0);
@@ -220,11 +192,11 @@ static void test_two_claimers(void **state)
     for (size_t i = 1; i < len / 12; i++)
         assert_true(memcmp(buf + (i - 1) * 12, buf + i * 12, 12) != 0);
     /* the counters did not move: leased is still pending */
-    assert_non_null(st = open_store(dir));
+    assert_non_null(st = hm_test_store_open(dir, LEASE_MAP, 0));
     assert_int_equal(store_domain_counts(st, DOMAIN, &c), STORE_OK);
     assert_int_equal(c.messages, NMSG);
     store_close(st);
-    rm_flat_dir(dir);
+    hm_test_rmdir(dir);
     free(buf);
 }
 
@@ -243,7 +215,7 @@ static void test_killed_owner(void **state)
 
     (void)state;
     assert_non_null(mkdtemp(dir));
-    assert_non_null(st = open_store(dir));
+    assert_non_null(st = hm_test_store_open(dir, LEASE_MAP, 0));
     total = populate(st);
     store_close(st);
     assert_int_equal(pipe(p), 0);
@@ -251,7 +223,7 @@ static void test_killed_owner(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         struct store_owner o;
-        struct store *cs = open_store(dir);
+        struct store *cs = hm_test_store_open(dir, LEASE_MAP, 0);
 
         close(p[0]);
         store_owner_self(&o);
@@ -265,7 +237,7 @@ static void test_killed_owner(void **state)
     close(p[1]);
     assert_int_equal(read(p[0], &c, 1), 1);
     close(p[0]);
-    assert_non_null(st = open_store(dir));
+    assert_non_null(st = hm_test_store_open(dir, LEASE_MAP, 0));
     store_owner_self(&me);
     /* while the owner lives, nothing can be claimed */
     assert_int_equal(store_claim(st, doms, 1, false, &me, 60, 0, &cl), STORE_OK);
@@ -284,7 +256,7 @@ static void test_killed_owner(void **state)
     store_claim_free(cl);
     assert_int_equal(got, total);
     store_close(st);
-    rm_flat_dir(dir);
+    hm_test_rmdir(dir);
 }
 
 /* test_expired_lease - an expired lease of a live owner is recovered. */
@@ -300,7 +272,7 @@ static void test_expired_lease(void **state)
 
     (void)state;
     assert_non_null(mkdtemp(dir));
-    assert_non_null(st = open_store(dir));
+    assert_non_null(st = hm_test_store_open(dir, LEASE_MAP, 0));
     total = populate(st);
     store_owner_self(&me);
     assert_int_equal(store_claim(st, doms, 1, false, &me, 100, 0, &cl), STORE_OK);
@@ -315,7 +287,7 @@ static void test_expired_lease(void **state)
     assert_int_equal(ri[0].lease_pid, 0);
     free(ri);
     store_close(st);
-    rm_flat_dir(dir);
+    hm_test_rmdir(dir);
 }
 
 /* main - run the lease tests. */
