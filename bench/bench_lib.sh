@@ -54,6 +54,7 @@ bench_holdmx_start() {
 # (defer_transports = hold, fast_flush) with NEXTHOP for the flush.
 bench_pf_start() {
     PF_NO_DSN_SINK=1
+    PF_FAST_RETRY=0
     postfix_setup "$1=hold:$2"
     start_postfix
 }

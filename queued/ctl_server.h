@@ -14,6 +14,7 @@
  *   RESUME <site>           -> OK resumed <site>
  *   DRAIN-START <site>      -> OK <status> <pending> (pause + draining + ETRN #site)
  *   DRAIN-END <site>        -> OK drained <site> (clears draining; stays paused)
+ *   STATS name=delta ...    -> OK   (turnd's counters; "sessions_odmr=N" is absolute)
  *   QUIT                    -> OK bye, then close
  *
  * Anything else gets "ERR ...".  Lines are capped at CTL_LINE_MAX octets,

@@ -33,6 +33,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 #define SUPERVISE_BACKOFF_MIN 1
@@ -198,6 +199,8 @@ static void supervise_sigchld_cb(evutil_socket_t sig, short what, void *arg)
     if (time(NULL) - sup.started >= SUPERVISE_STABLE)
         sup.backoff = SUPERVISE_BACKOFF_MIN;
     sup.pid = 0;
+    /* its sessions died with it: do not report them until the next push */
+    metrics_session_set(METRIC_PROTO_ODMR, 0);
     if (sup.stopping) {
         log_info("turnd stopped: %s", how);
         return;

@@ -39,4 +39,10 @@ void etrn_clnt_cancel(struct etrn_clnt *c);
 /* etrn_clnt_parse - parse a reply line; false when malformed. */
 bool etrn_clnt_parse(const char *line, int *status, size_t *pending);
 
+/*
+ * etrn_clnt_connect - nonblocking connect to queued's control socket at
+ * path (-1 when impossible now); shared with turn_stats.c.
+ */
+int etrn_clnt_connect(const char *path);
+
 #endif

@@ -13,6 +13,7 @@
  * flight; turn_stats_stop() frees both.
  */
 #include "turn_stats.h"
+#include "etrn_clnt.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>

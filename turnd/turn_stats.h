@@ -27,11 +27,4 @@ void turn_stats_flush(void);
 /* turn_stats_stop - drop any push in flight and free the pusher. */
 void turn_stats_stop(void);
 
-/*
- * etrn_clnt_connect - nonblocking connect to a unix socket path (-1 when
- * impossible now).  Implemented in etrn_clnt.c; declared here because
- * etrn_clnt.h is not this change's to edit (move it there later).
- */
-int etrn_clnt_connect(const char *path);
-
 #endif

@@ -109,6 +109,23 @@ class Env(QueuedBase):
         s.close()
         return data.decode(errors="replace").strip()
 
+    def control_raw(self, data, timeout=5):
+        """control_raw - send raw bytes on a fresh control connection; all bytes until EOF."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(self.sock())
+            s.sendall(data)
+            out = b""
+            for _ in range(100):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                out += chunk
+            return out
+        finally:
+            s.close()
+
     def cleanup(self):
         """cleanup - stop queued and both sinks; keep the work dir after a failure."""
         self.stop()
@@ -314,29 +331,9 @@ def group_control(env):
     check(r.split()[0] in ("unknown", "UNKNOWN"), "ETRN of a domain not held -> unknown", r)
 
     # over-long line: ERR then close; NUL byte: ERR; connection stays usable otherwise
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.connect(env.sock())
-    s.sendall(b"PING " + b"x" * 5000 + b"\n")
-    data = b""
-    for _ in range(100):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = env.control_raw(b"PING " + b"x" * 5000 + b"\n")
     check(data.startswith(b"ERR") and b"too long" in data, "over-long line -> ERR, closed", data)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(5)
-    s.connect(env.sock())
-    s.sendall(b"PI\x00NG\nPING\nQUIT\n")
-    data = b""
-    for _ in range(100):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = env.control_raw(b"PI\x00NG\nPING\nQUIT\n")
     check(data.split(b"\n")[:3] == [b"ERR NUL byte in request", b"OK pong", b"OK bye"],
           "NUL -> ERR; pipelined PING and QUIT answered in order", data)
 

@@ -265,6 +265,12 @@ class Client:
         self.send(text + "\r\n")
         return self.reply()
 
+    def start_data(self, sender, rcpt):
+        """start_data - MAIL FROM:<sender>, RCPT TO:<rcpt>, DATA; the DATA reply."""
+        self.cmd("MAIL FROM:<%s>" % sender)
+        self.cmd("RCPT TO:<%s>" % rcpt)
+        return self.cmd("DATA")
+
     def eof(self, timeout=IO_TIMEOUT):
         """eof - True when the server closes the connection within timeout."""
         try:

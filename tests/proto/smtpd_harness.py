@@ -93,6 +93,25 @@ def send_message(port, sender, rcpts, body, ehlo="client.test"):
     return smtp_transaction(port, sender, rcpts, body, ehlo)
 
 
+def open_tx(port, sender, rcpt):
+    """open_tx - a Client after EHLO, MAIL FROM:<sender> and RCPT TO:<rcpt>."""
+    c = Client(port)
+    c.cmd("EHLO client.test")
+    c.cmd("MAIL FROM:<%s>" % sender)
+    c.cmd("RCPT TO:<%s>" % rcpt)
+    return c
+
+
+def check_conn_cap(port, n, what):
+    """check_conn_cap - with n connections held open, one more is greeted 421 4.7.0."""
+    held = [Client(port) for _ in range(n)]
+    extra = Client(port)
+    check(extra.greeting[0] == 421 and "4.7.0" in extra.greeting[1][0], what, extra.greeting)
+    extra.close()
+    for h in held:
+        h.close()
+
+
 QID = re.compile(r"queued as ([0-9A-F]+)")
 
 # ---------------------------------------------------------------- groups
@@ -187,10 +206,7 @@ def group_basic(env):
     c.close()
 
     # oversize content (declared size not given) -> 552 after the dot, stream in sync
-    c = Client(env.port)
-    c.cmd("EHLO client.test")
-    c.cmd("MAIL FROM:<big@sender.example>")
-    c.cmd("RCPT TO:<u@held.test>")
+    c = open_tx(env.port, "big@sender.example", "u@held.test")
     c.cmd("DATA")
     chunk = ("x" * 998 + "\r\n") * 1024
     for _ in range(3):
@@ -276,24 +292,18 @@ def group_abuse(env):
     code, lines = c.cmd("NOOP\x00junk")
     check(code == 500, "NUL in command 500", lines)
     check(c.cmd("RSET")[0] == 250, "session in sync after bad lines")
-    c.cmd("MAIL FROM:<a@sender.example>")
-    c.cmd("RCPT TO:<u@held.test>")
-    c.cmd("DATA")
+    c.start_data("a@sender.example", "u@held.test")
     c.send("Subject: long\r\n\r\n" + "z" * 1200 + "\r\nafter\r\n.\r\n")
     code, lines = c.reply()
     check(code == 500 and "Line too long" in lines[0], "text line over 1000 octets 500 after dot",
           lines)
     check(c.cmd("RSET")[0] == 250, "in sync after over-long text line")
-    c.cmd("MAIL FROM:<a@sender.example>")
-    c.cmd("RCPT TO:<u@held.test>")
-    c.cmd("DATA")
+    c.start_data("a@sender.example", "u@held.test")
     c.send(b"Subject: nul\r\n\r\na\x00b\r\n.\r\n")
     code, lines = c.reply()
     check(code == 550, "NUL in content 550 after dot", lines)
     # bare LF: "\n.\n" does not end the data; only CRLF.CRLF does
-    c.cmd("MAIL FROM:<a@sender.example>")
-    c.cmd("RCPT TO:<u@held.test>")
-    c.cmd("DATA")
+    c.start_data("a@sender.example", "u@held.test")
     c.send(b"Subject: bare\r\n\r\nline1\n.\nline2\r\n.\r\n")
     code, lines = c.reply()
     check(code == 250, "bare LF dot is content; CRLF.CRLF ends data (250)", lines)
@@ -311,10 +321,7 @@ def group_abuse(env):
           lines)
     check(c.eof(), "connection closed after pipelining violation")
     c.close()
-    c = Client(env.port)
-    c.cmd("EHLO client.test")
-    c.cmd("MAIL FROM:<a@sender.example>")
-    c.cmd("RCPT TO:<u@held.test>")
+    c = open_tx(env.port, "a@sender.example", "u@held.test")
     c.send("DATA\r\nSubject: early\r\n")
     code, lines = c.reply()
     check(code == 554, "content sent before 354 gets 554", lines)
@@ -353,13 +360,7 @@ def group_abuse(env):
     c.close()
 
     # per-IP connection cap (max_connections_per_ip = 3)
-    held = [Client(env.port) for _ in range(3)]
-    extra = Client(env.port)
-    check(extra.greeting[0] == 421 and "4.7.0" in extra.greeting[1][0],
-          "connection over the per-IP cap 421 4.7.0", extra.greeting)
-    extra.close()
-    for h in held:
-        h.close()
+    check_conn_cap(env.port, 3, "connection over the per-IP cap 421 4.7.0")
 
     # idle timeout (smtp_timeout = 2s)
     time.sleep(0.5)
@@ -372,10 +373,7 @@ def group_abuse(env):
     c.close()
 
     # DATA timeout (data_timeout = 5s): a client that stops in the middle of the content
-    c = Client(env.port)
-    c.cmd("EHLO client.test")
-    c.cmd("MAIL FROM:<slow@sender.example>")
-    c.cmd("RCPT TO:<u@held.test>")
+    c = open_tx(env.port, "slow@sender.example", "u@held.test")
     c.cmd("DATA")
     c.send("Subject: slow\r\n")
     t0 = time.time()
@@ -385,10 +383,7 @@ def group_abuse(env):
     c.close()
 
     # SIGTERM while a client is inside DATA: 421, clean exit 0
-    c = Client(env.port)
-    c.cmd("EHLO client.test")
-    c.cmd("MAIL FROM:<term@sender.example>")
-    c.cmd("RCPT TO:<u@held.test>")
+    c = open_tx(env.port, "term@sender.example", "u@held.test")
     c.cmd("DATA")
     c.send("Subject: interrupted\r\n")
     time.sleep(0.2)
@@ -430,9 +425,7 @@ def group_tls(env):
     kw = [ln[4:] for ln in lines]
     check(code == 250 and "STARTTLS" not in kw, "no STARTTLS advertised under TLS", kw)
     check(c.cmd("STARTTLS")[0] == 503, "second STARTTLS 503")
-    c.cmd("MAIL FROM:<tls@sender.example>")
-    c.cmd("RCPT TO:<tls@held.test>")
-    c.cmd("DATA")
+    c.start_data("tls@sender.example", "tls@held.test")
     c.send("Subject: over tls\r\n\r\nsecret\r\n.\r\n")
     code, lines = c.reply()
     check(code == 250, "message over TLS accepted", lines)
@@ -451,13 +444,7 @@ def group_notls(env):
     c.close()
     time.sleep(0.3)
     # total cap (max_connections = 2; per IP 3)
-    held = [Client(env.port) for _ in range(2)]
-    extra = Client(env.port)
-    check(extra.greeting[0] == 421 and "4.7.0" in extra.greeting[1][0],
-          "connection over max_connections 421 4.7.0", extra.greeting)
-    extra.close()
-    for h in held:
-        h.close()
+    check_conn_cap(env.port, 2, "connection over max_connections 421 4.7.0")
 
 
 def group_etrn(env):
@@ -517,9 +504,7 @@ def group_delivery(env):
     c.cmd("STARTTLS")
     c.starttls()
     c.cmd("EHLO client.test")
-    c.cmd("MAIL FROM:<tls@sender.example>")
-    c.cmd("RCPT TO:<w@held.test>")
-    c.cmd("DATA")
+    c.start_data("tls@sender.example", "w@held.test")
     c.send("Subject: tls\r\n\r\nover tls\r\n.\r\n")
     code, lines = c.reply()
     check(code == 250, "message over TLS accepted", lines)
@@ -599,9 +584,7 @@ def group_commit(env):
     for i in range(5):
         c = Client(env.port)
         c.cmd("EHLO gone.test")
-        c.cmd("MAIL FROM:<gone@sender.example>")
-        c.cmd("RCPT TO:<g@held.test>")
-        c.cmd("DATA")
+        c.start_data("gone@sender.example", "g@held.test")
         c.send("Subject: gone\r\n\r\nx\r\n.\r\n")
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         c.close()  # RST at once

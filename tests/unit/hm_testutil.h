@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "store.h"
 
 /* hm_test_mkdtemp - make parent/hm_<tag>_XXXXXX in buf; buf or NULL. */
@@ -80,6 +81,20 @@ static inline struct store *hm_test_store_open(const char *dir, uint64_t map, ui
 }
 
 #define HM_TEST_RCPTS_MAX 16
+
+/*
+ * hm_test_conf_init - an otherwise empty configuration with one site
+ * "default" (hostname mx.isp.test) held in *site, which must outlive cf.
+ */
+static inline void hm_test_conf_init(struct conf *cf, struct conf_site *site)
+{
+    memset(site, 0, sizeof(*site));
+    snprintf(site->name, sizeof(site->name), "default");
+    snprintf(site->hostname, sizeof(site->hostname), "mx.isp.test");
+    memset(cf, 0, sizeof(*cf));
+    cf->sites = site;
+    cf->nsites = 1;
+}
 
 /* hm_test_domain_init - a held domain on site "default", ETRN on, default hold and warning. */
 static inline void hm_test_domain_init(struct store_domain *d, const char *name)

@@ -75,12 +75,7 @@ static int t_setup(void **state)
     t_sink = hm_sink_new(t_base, &sc);
     if (t_sink == NULL)
         return -1;
-    memset(&t_site, 0, sizeof(t_site));
-    snprintf(t_site.name, sizeof(t_site.name), "default");
-    snprintf(t_site.hostname, sizeof(t_site.hostname), "mx.isp.test");
-    memset(&t_cf, 0, sizeof(t_cf));
-    t_cf.sites = &t_site;
-    t_cf.nsites = 1;
+    hm_test_conf_init(&t_cf, &t_site);
     t_cf.dns_servers = t_servers;
     t_cf.delivery_port = hm_sink_port(t_sink);
     t_cf.hold_time = 7 * 86400;

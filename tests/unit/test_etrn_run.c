@@ -120,12 +120,7 @@ static int t_setup(void **state)
     t_closed_port = hm_sink_port(tmp);
     hm_sink_free(tmp);
 
-    memset(&t_site, 0, sizeof(t_site));
-    snprintf(t_site.name, sizeof(t_site.name), "default");
-    snprintf(t_site.hostname, sizeof(t_site.hostname), "mx.isp.test");
-    memset(&t_cf, 0, sizeof(t_cf));
-    t_cf.sites = &t_site;
-    t_cf.nsites = 1;
+    hm_test_conf_init(&t_cf, &t_site);
     t_cf.dns_servers = "127.0.0.1:9"; /* routes are literal: DNS must not be needed */
     snprintf(t_cf.bounce_relay.host, sizeof(t_cf.bounce_relay.host), "127.0.0.1");
     t_cf.bounce_relay.port = hm_sink_port(t_relay);
