@@ -37,15 +37,25 @@ if [ -x "$TURND" ]; then
     printf '%s' Bench-pw1 >"$W/pw"
     chmod 600 "$W/pw"
     CUSTOMER=$HOLDMX_BUILD/contrib/odmr-customer
-    [ -x "$CUSTOMER" ] || CUSTOMER="$PY $BENCH_DIR/odmr_customer.py"
-    e2e_log "ODMR customer: $CUSTOMER"
-    # shellcheck disable=SC2086
-    out=$(timeout "${BENCH_TIMEOUT:-1800}" $CUSTOMER --host 127.0.0.1 --port "$HM_ODMR1" --user bench \
-        --password-file "$W/pw" --domains odmr.test 2>>"$W/logs/odmr-customer")
+    if [ -x "$CUSTOMER" ]; then
+        # contrib/odmr-customer: -H -p -u -P DOMAINS; prints
+        # "messages=N bytes=B elapsed=S rate=R msg/s (M MiB/s)"
+        e2e_log "ODMR customer: $CUSTOMER"
+        out=$(timeout "${BENCH_TIMEOUT:-1800}" "$CUSTOMER" -H 127.0.0.1 -p "$HM_ODMR1" -u bench \
+            -P "$W/pw" odmr.test 2>>"$W/logs/odmr-customer")
+    else
+        # bench/odmr_customer.py prints "messages N bytes B seconds S msg/s R"
+        e2e_log "ODMR customer: bench/odmr_customer.py (contrib/odmr-customer not built)"
+        out=$(timeout "${BENCH_TIMEOUT:-1800}" "$PY" "$BENCH_DIR/odmr_customer.py" --host 127.0.0.1 \
+            --port "$HM_ODMR1" --user bench --password-file "$W/pw" --domains odmr.test \
+            2>>"$W/logs/odmr-customer")
+    fi
     echo "$out" >>"$W/logs/odmr-customer"
-    got=$(echo "$out" | awk '/^messages/{print $2}')
-    odmr_secs=$(echo "$out" | awk '/^messages/{print $6}')
-    odmr_rate=$(echo "$out" | awk '/^messages/{print $8}')
+    # both formats -> "messages N bytes B elapsed S rate R"
+    norm=$(echo "$out" | sed -n 's/^messages[= ]\([0-9]*\) bytes[= ]\([0-9]*\) \(elapsed=\|seconds \)\([0-9.]*\) \(rate=\|msg\/s \)\([0-9.]*\).*/\1 \2 \4 \6/p')
+    got=$(echo "$norm" | awk '{print $1}')
+    odmr_secs=$(echo "$norm" | awk '{print $3}')
+    odmr_rate=$(echo "$norm" | awk '{printf "%.0f", $4}')
     [ "$got" = "$N" ] || {
         echo "ODMR drain moved ${got:-0} messages, expected $N: $out"
         fail=1

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """odmr_customer.py - fast ODMR (RFC 2645) customer for the drain benchmark.
 
-Used by bench/bench_drain.sh when contrib/odmr-customer is not built.  Same
-interface and output:
+Used by bench/bench_drain.sh when contrib/odmr-customer is not built (that
+C tool takes -H -p -u -P DOMAINS and prints "messages=N ... rate=R msg/s";
+bench_drain.sh reads both).  This one:
 
   odmr_customer.py --host H --port P --user U --password-file F --domains D
                    [--mech CRAM-MD5] [--store DIR] [--timeout 60]

@@ -748,8 +748,10 @@ fm_run() {
     rc=$W/fm/$name.rc
     printf '%s\n' "$@" >"$rc"
     chmod 600 "$rc"
-    FETCHMAILHOME=$home timeout 90 fetchmail -f "$rc" --nosyslog -v \
-        >"$W/logs/fetchmail-$name" 2>&1
+    # as root fetchmail's lock is /var/run/fetchmail.pid whatever
+    # FETCHMAILHOME says: give each run its own, or concurrent tests collide
+    FETCHMAILHOME=$home timeout 90 fetchmail -f "$rc" --pidfile "$home/fetchmail.pid" \
+        --nosyslog -v >"$W/logs/fetchmail-$name" 2>&1
     echo $?
 }
 
