@@ -48,7 +48,7 @@ struct turn_session {
     bool out_blocked; /* reading paused until our replies drain */
     char helo[STORE_DOMAIN_MAX];
     struct turn_sasl *sasl;
-    char mech[32];
+    char mech[64];
     unsigned auth_fails;
     unsigned errors;
     char account[STORE_ACCOUNT_MAX]; /* "" until AUTH succeeded */
