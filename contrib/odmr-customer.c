@@ -362,6 +362,8 @@ int main(int argc, char **argv)
     if (code == 453) {
         if (!o.quiet)
             printf("no mail: %s", line);
+        close(c->fd);
+        free(c);
         return 1;
     }
     if (code != 250)

@@ -206,6 +206,19 @@ const char *ctl_human_age(int64_t s, char *buf, size_t len)
     return buf;
 }
 
+/* ctl_json_msg_open - the fields every message object starts with (no closing brace). */
+void ctl_json_msg_open(FILE *f, const struct store_msg_info *m)
+{
+    char id[STORE_ID_LEN];
+
+    fputs("{\"id\":", f);
+    ctl_json_str(f, store_id_format(m->id, id));
+    fputs(",\"site\":", f);
+    ctl_json_str(f, m->site);
+    fputs(",\"sender\":", f);
+    ctl_json_str(f, m->sender);
+}
+
 /* ctl_json_str - s as a quoted, escaped JSON string (bytes >= 0x80 as \u00XX). */
 void ctl_json_str(FILE *f, const char *s)
 {

@@ -52,6 +52,8 @@ const char *ctl_human_size(uint64_t bytes, char *buf, size_t len);
 const char *ctl_human_age(int64_t seconds, char *buf, size_t len);
 /* ctl_json_str - s as a quoted JSON string on f. */
 void ctl_json_str(FILE *f, const char *s);
+/* ctl_json_msg_open - start a message object: {"id":...,"site":...,"sender":... */
+void ctl_json_msg_open(FILE *f, const struct store_msg_info *m);
 /* ctl_iso_time - UTC "2026-11-23T15:38:20Z" into buf. */
 const char *ctl_iso_time(int64_t t, char *buf, size_t len);
 

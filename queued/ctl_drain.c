@@ -194,16 +194,11 @@ static bool ctl_export_body(FILE *f, struct store *st, const struct store_msg_in
 static bool ctl_export_env(FILE *f, const struct store_msg_info *m, const struct store_rcpt_info *r,
                            size_t nr, const char *domain)
 {
-    char id[STORE_ID_LEN], t[32];
+    char t[32];
     size_t i;
     bool first = true;
 
-    fputs("{\"id\":", f);
-    ctl_json_str(f, store_id_format(m->id, id));
-    fputs(",\"site\":", f);
-    ctl_json_str(f, m->site);
-    fputs(",\"sender\":", f);
-    ctl_json_str(f, m->sender);
+    ctl_json_msg_open(f, m);
     fputs(",\"envid\":", f);
     ctl_json_str(f, m->envid);
     fprintf(f, ",\"ret\":\"%s\",\"body\":\"%s\",\"size\":%llu,\"arrival\":",

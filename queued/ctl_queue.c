@@ -99,15 +99,10 @@ static void ctl_queue_rcpt_json(FILE *f, const struct store_rcpt_info *r)
 static void ctl_queue_msg_json(FILE *f, const struct store_msg_info *m,
                                const struct store_rcpt_info *r, size_t nr, int64_t now)
 {
-    char id[STORE_ID_LEN], t[32];
+    char t[32];
     size_t i;
 
-    fputs("{\"id\":", f);
-    ctl_json_str(f, store_id_format(m->id, id));
-    fputs(",\"site\":", f);
-    ctl_json_str(f, m->site);
-    fputs(",\"sender\":", f);
-    ctl_json_str(f, m->sender);
+    ctl_json_msg_open(f, m);
     fputs(",\"arrival\":", f);
     ctl_json_str(f, ctl_iso_time(m->arrival, t, sizeof(t)));
     fprintf(f, ",\"age_seconds\":%lld,\"size\":%llu,\"hold\":%s,\"envid\":",
