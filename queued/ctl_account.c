@@ -6,7 +6,8 @@
  * the secret lives in the Cyrus SASL backend (sasldb by default) and is
  * written with sasl_glue_setpass() in the realm cf->sasl_realm.  The
  * secret is read from standard input (--password-stdin), one trailing
- * newline removed, never echoed or logged, and wiped after use.
+ * newline removed, never echoed or logged, and wiped after use; on a
+ * terminal there is a prompt and echo is off while the line is typed.
  *
  * add creates the store record first and the secret second; if storing
  * the secret fails the record is removed again, so a failed add leaves
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,19 +89,65 @@ static int ctl_account_parse(int argc, char **argv, struct ctl_account_opts *o, 
     return EX_OK;
 }
 
-/* ctl_account_read_pass - the secret from stdin into buf (one trailing newline removed). */
-static int ctl_account_read_pass(char *buf, size_t cap, size_t *len)
+/* ctl_account_read_fd - read stdin into buf until EOF (or one line on a terminal). */
+static int ctl_account_read_fd(char *buf, size_t cap, size_t *len, bool one_line)
 {
     size_t n = 0;
     ssize_t got;
 
     while (n < cap && (got = read(STDIN_FILENO, buf + n, cap - n)) != 0) {
+        if (got < 0 && errno == EINTR)
+            continue;
         if (got < 0) {
             ctl_err("cannot read the password from standard input: %s", strerror(errno));
             return EX_IOERR;
         }
         n += (size_t)got;
+        if (one_line && buf[n - 1] == '\n')
+            break;
     }
+    *len = n;
+    return EX_OK;
+}
+
+/* ctl_account_read_tty - prompt on stderr and read one line with echo off. */
+static int ctl_account_read_tty(char *buf, size_t cap, size_t *len)
+{
+    struct termios old, quiet;
+    int rc;
+
+    if (tcgetattr(STDIN_FILENO, &old) != 0) {
+        ctl_err("cannot turn off echo on the terminal: %s (hint: pipe the password in)",
+                strerror(errno));
+        return EX_IOERR;
+    }
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
+    if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0) {
+        ctl_err("cannot turn off echo on the terminal: %s (hint: pipe the password in)",
+                strerror(errno));
+        return EX_IOERR;
+    }
+    fputs("Password: ", stderr); /* only now: what is typed from here is not shown */
+    fflush(stderr);
+    rc = ctl_account_read_fd(buf, cap, len, true);
+    (void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    fputc('\n', stderr);
+    return rc;
+}
+
+/*
+ * ctl_account_read_pass - the secret from stdin into buf (one trailing
+ * newline removed).  On a terminal: a prompt and one line, echo off.
+ */
+static int ctl_account_read_pass(char *buf, size_t cap, size_t *len)
+{
+    size_t n = 0;
+    int rc = isatty(STDIN_FILENO) ? ctl_account_read_tty(buf, cap, &n)
+                                  : ctl_account_read_fd(buf, cap, &n, false);
+
+    if (rc != EX_OK)
+        return rc;
     if (n == cap) {
         ctl_err("the password on standard input is longer than %d bytes", CTL_PASS_MAX);
         return EX_DATAERR;

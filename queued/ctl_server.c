@@ -154,24 +154,41 @@ static void ctl_cmd_quit(struct ctl_server *s, const char *arg, char *reply, siz
     snprintf(reply, len, "OK bye");
 }
 
-/* ctl_kick - etrn_kick for "domain", "@domain" or "#site"; returns the status. */
-static int ctl_kick(struct ctl_server *s, const char *arg, size_t *pending)
+/*
+ * ctl_kick - etrn_kick for "domain", "@domain" or "#site" on behalf of
+ * client (NULL = the operator, not rate-limited); returns the status.
+ */
+static int ctl_kick(struct ctl_server *s, const char *arg, const char *client, size_t *pending)
 {
     *pending = 0;
     if (s->etrn == NULL)
         return ETRN_ERROR;
     if (arg[0] == '#')
-        return etrn_kick_site(s->etrn, arg + 1, NULL, pending);
+        return etrn_kick_site(s->etrn, arg + 1, client, pending);
     if (arg[0] == '@')
-        return etrn_kick(s->etrn, arg + 1, true, NULL, NULL, pending);
-    return etrn_kick(s->etrn, arg, false, NULL, NULL, pending);
+        return etrn_kick(s->etrn, arg + 1, true, NULL, client, pending);
+    return etrn_kick(s->etrn, arg, false, NULL, client, pending);
 }
 
-/* ctl_cmd_etrn - turnd's stub: "<status name> <pending>". */
+/*
+ * ctl_cmd_etrn - turnd's stub, "ETRN node [client]": "<status name>
+ * <pending>".  client is the customer's address, rate-limited like an
+ * ETRN on the SMTP port.
+ */
 static void ctl_cmd_etrn(struct ctl_server *s, const char *arg, char *reply, size_t len)
 {
-    size_t pending;
-    int st = ctl_kick(s, arg, &pending);
+    char node[STORE_DOMAIN_MAX + 1];
+    const char *client = strchr(arg, ' ');
+    size_t n = client != NULL ? (size_t)(client - arg) : strlen(arg), pending;
+    int st;
+
+    if (n >= sizeof(node) || (client != NULL && strchr(client + 1, ' ') != NULL)) {
+        snprintf(reply, len, "ERR usage: ETRN [@|#]node [client]");
+        return;
+    }
+    memcpy(node, arg, n);
+    node[n] = '\0';
+    st = ctl_kick(s, node, client != NULL ? client + 1 : NULL, &pending);
 
     metrics_http_etrn_status(st); /* turnd's customers' ETRN requests */
     snprintf(reply, len, "%s %zu", etrn_status_name(st), pending);
@@ -200,7 +217,7 @@ static void ctl_cmd_flush(struct ctl_server *s, const char *arg, char *reply, si
         snprintf(reply, len, "ERR error queued runs without a delivery engine");
         return;
     }
-    st = ctl_kick(s, arg, &pending);
+    st = ctl_kick(s, arg, NULL, &pending);
     if (st == ETRN_STARTED || st == ETRN_NOTHING || st == ETRN_RUNNING)
         snprintf(reply, len, "OK %s %zu", etrn_status_name(st), pending);
     else
@@ -237,7 +254,7 @@ static void ctl_cmd_drain_start(struct ctl_server *s, const char *arg, char *rep
     if (!ctl_flags_change(s, arg, STORE_SITE_PAUSED | STORE_SITE_DRAINING, 0, reply, len))
         return;
     snprintf(site, sizeof(site), "#%s", arg);
-    st = ctl_kick(s, site, &pending);
+    st = ctl_kick(s, site, NULL, &pending);
     log_info("control: drain of site %s started: %s, %zu waiting", arg, etrn_status_name(st),
              pending);
     snprintf(reply, len, "%s %s %zu",
@@ -256,7 +273,7 @@ static void ctl_cmd_drain_end(struct ctl_server *s, const char *arg, char *reply
 static const struct ctl_cmd ctl_cmds[] = {
     {"PING", CTL_ARG_NONE, ctl_cmd_ping},
     {"QUIT", CTL_ARG_NONE, ctl_cmd_quit},
-    {"ETRN", CTL_ARG_WORD, ctl_cmd_etrn},
+    {"ETRN", CTL_ARG_LIST, ctl_cmd_etrn},
     {"FLUSH", CTL_ARG_WORD, ctl_cmd_flush},
     {"PAUSE", CTL_ARG_WORD, ctl_cmd_pause},
     {"RESUME", CTL_ARG_WORD, ctl_cmd_resume},

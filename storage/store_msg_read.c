@@ -22,20 +22,25 @@
 
 #define STORE_ITER_BATCH 64
 
-/* store_rcpts_load - every recipient of m as a malloc'd array. */
+/*
+ * store_rcpts_load - every recipient of m as a malloc'd array.  The array
+ * grows as records are found, so a corrupt nrcpts in the envelope costs
+ * one failed lookup, never a huge allocation.
+ */
 int store_rcpts_load(struct store_tx *tx, const struct store_msg_rec *m,
                      struct store_rcpt_info **out, size_t *n)
 {
-    struct store_rcpt_info *a = calloc(m->i.nrcpts ? m->i.nrcpts : 1, sizeof(*a));
+    struct store_rcpt_info *a = NULL, *grown = NULL;
     struct store_rcpt_rec r;
+    size_t cap = 0;
 
     *out = NULL;
     *n = 0;
-    if (a == NULL)
-        return STORE_IO;
     for (uint32_t i = 0; i < m->i.nrcpts; i++) {
         int rc = store_rcpt_load(tx, m->i.id, i, &r);
 
+        if (rc == STORE_OK && (grown = store_grow(a, &cap, i, sizeof(*a), 8)) == NULL)
+            rc = STORE_IO;
         if (rc != STORE_OK) {
             free(a);
             if (rc == STORE_NOTFOUND)
@@ -43,8 +48,11 @@ int store_rcpts_load(struct store_tx *tx, const struct store_msg_rec *m,
                                 (unsigned long long)m->i.id, (unsigned)i);
             return rc == STORE_NOTFOUND ? STORE_CORRUPT : rc;
         }
+        a = grown;
         a[i] = r.i;
     }
+    if (a == NULL && (a = calloc(1, sizeof(*a))) == NULL)
+        return STORE_IO;
     *out = a;
     *n = m->i.nrcpts;
     return STORE_OK;

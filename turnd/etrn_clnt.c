@@ -129,8 +129,8 @@ int etrn_clnt_connect(const char *path)
 
 /* etrn_clnt_request - connect, send the request line, wait for the reply. */
 struct etrn_clnt *etrn_clnt_request(struct event_base *base, const char *state_dir,
-                                    const char *domain, bool subdomains, int timeout,
-                                    etrn_clnt_done_fn done, void *arg)
+                                    const char *domain, bool subdomains, const char *client,
+                                    int timeout, etrn_clnt_done_fn done, void *arg)
 {
     struct timeval tv = {timeout > 0 ? timeout : 10, 0};
     char *path = xasprintf("%s/control", state_dir);
@@ -156,6 +156,10 @@ struct etrn_clnt *etrn_clnt_request(struct event_base *base, const char *state_d
     if (subdomains)
         bufferevent_write(c->bev, "@", 1);
     bufferevent_write(c->bev, domain, strlen(domain));
+    if (client != NULL && client[0] != '\0' && strpbrk(client, " \r\n") == NULL) {
+        bufferevent_write(c->bev, " ", 1);
+        bufferevent_write(c->bev, client, strlen(client));
+    }
     bufferevent_write(c->bev, "\n", 1);
     return c;
 }

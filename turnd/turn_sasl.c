@@ -27,6 +27,7 @@ struct turn_sasl {
     sasl_conn_t *conn;
     char offered[TURN_SASL_MECHS_MAX]; /* " A B C " with guard blanks */
     char known[TURN_SASL_MECHS_MAX];
+    bool login_user; /* LOGIN: the next client data is the user name */
 };
 
 /*
@@ -231,6 +232,21 @@ static int turn_sasl_result(int r, const char *sout, unsigned soutlen, char **ch
     return st;
 }
 
+/*
+ * turn_sasl_login_empty - true when this client data is an empty LOGIN user
+ * name.  Such a login can never succeed, and libsasl2's LOGIN plugin loses
+ * its copy of the password when it cannot canonicalise the empty name (a
+ * leak any client could repeat), so it is refused here, before libsasl2.
+ * Consumes the "user name comes next" mark either way.
+ */
+static bool turn_sasl_login_empty(struct turn_sasl *s, unsigned inlen)
+{
+    bool user = s->login_user;
+
+    s->login_user = false;
+    return user && inlen == 0;
+}
+
 /* turn_sasl_first - sasl_server_start with the optional initial response. */
 int turn_sasl_first(struct turn_sasl *s, const char *mech, const char *init_b64, char **challenge)
 {
@@ -244,6 +260,11 @@ int turn_sasl_first(struct turn_sasl *s, const char *mech, const char *init_b64,
         return TURN_SASL_NOMECH;
     if (init_b64 != NULL && !turn_sasl_decode(init_b64, &in, &inlen))
         return TURN_SASL_FORM;
+    s->login_user = strcasecmp(mech, "LOGIN") == 0;
+    if (s->login_user && init_b64 != NULL && turn_sasl_login_empty(s, inlen)) {
+        free(in);
+        return TURN_SASL_FAIL;
+    }
     r = sasl_server_start(s->conn, mech, in, inlen, &sout, &soutlen);
     free(in);
     return turn_sasl_result(r, sout, soutlen, challenge);
@@ -260,6 +281,10 @@ int turn_sasl_next(struct turn_sasl *s, const char *resp_b64, char **challenge)
     *challenge = NULL;
     if (!turn_sasl_decode(resp_b64, &in, &inlen))
         return TURN_SASL_FORM;
+    if (turn_sasl_login_empty(s, inlen)) {
+        free(in);
+        return TURN_SASL_FAIL;
+    }
     r = sasl_server_step(s->conn, in, inlen, &sout, &soutlen);
     free(in);
     return turn_sasl_result(r, sout, soutlen, challenge);

@@ -475,6 +475,55 @@ static void turn_etrn_done(int status, size_t pending, void *arg)
     turn_resume(s);
 }
 
+/* the "@domain" check: the first held subdomain the account does not own */
+struct turn_etrn_scope {
+    struct turn_session *s;
+    const char *dom;
+    size_t len;
+    char foreign[STORE_DOMAIN_MAX];
+};
+
+/* turn_etrn_scope_cb - store_domain_iter callback: stop at a foreign subdomain. */
+static int turn_etrn_scope_cb(const struct store_domain *d, void *arg)
+{
+    struct turn_etrn_scope *sc = arg;
+    size_t dl = strlen(d->name);
+
+    if (dl <= sc->len + 1 || d->name[dl - sc->len - 1] != '.' ||
+        strcasecmp(d->name + dl - sc->len, sc->dom) != 0)
+        return 0;
+    if (store_account_may(sc->s->srv->st, sc->s->account, d->name))
+        return 0;
+    snprintf(sc->foreign, sizeof(sc->foreign), "%s", d->name);
+    return 1;
+}
+
+/*
+ * turn_etrn_sub_ok - "ETRN @dom" flushes every held subdomain of dom too:
+ * allowed only when the account owns each of them.  False after a reply.
+ */
+static bool turn_etrn_sub_ok(struct turn_session *s, const char *dom)
+{
+    struct turn_etrn_scope sc = {.s = s, .dom = dom, .len = strlen(dom)};
+    int r = store_domain_iter(s->srv->st, turn_etrn_scope_cb, &sc);
+
+    if (r != STORE_OK) {
+        log_error("etrn %s user=%s: listing domains: %s", s->etrn_node, s->account,
+                  store_strerror(r));
+        metrics_inc(METRIC_ETRN_ERROR);
+        turn_reply(s, "458 4.3.0 Unable to queue messages for node %s", s->etrn_node);
+        return false;
+    }
+    if (sc.foreign[0] == '\0')
+        return true;
+    log_warn("etrn refused user=%s node=%s from %s: subdomain %s is not the account's", s->account,
+             s->etrn_node, s->peer, sc.foreign);
+    metrics_inc(METRIC_ETRN_DENIED);
+    turn_reply(s, "459 5.7.1 Node %s not allowed: not all of its subdomains are yours",
+               s->etrn_node);
+    return false;
+}
+
 /* turn_cmd_etrn - "ETRN [@]domain" for one of the account's domains. */
 static int turn_cmd_etrn(struct turn_session *s, const char *arg)
 {
@@ -501,7 +550,9 @@ static int turn_cmd_etrn(struct turn_session *s, const char *arg)
         turn_reply(s, "459 5.7.1 Node %s not allowed: not your domain", s->etrn_node);
         return TURN_NEXT_CONT;
     }
-    s->etrn = etrn_clnt_request(bufferevent_get_base(s->bev), s->cf->state_dir, dom, sub,
+    if (sub && !turn_etrn_sub_ok(s, dom))
+        return TURN_NEXT_CONT;
+    s->etrn = etrn_clnt_request(bufferevent_get_base(s->bev), s->cf->state_dir, dom, sub, s->ip,
                                 TURN_ETRN_TIMEOUT, turn_etrn_done, s);
     if (s->etrn == NULL) {
         log_warn("etrn %s: queued control socket unavailable", s->etrn_node);
@@ -597,10 +648,8 @@ static int turn_dispatch(struct turn_session *s, char *line)
         if (strcasecmp(c->verb, line) == 0)
             break;
     if (c->verb == NULL) {
-        char clean[LOG_PEER_MAX + 1];
-
-        log_debug("unknown command from %s: %s", s->peer,
-                  log_printable(clean, sizeof(clean), line, strlen(line)));
+        /* not the text: it is often an AUTH payload pipelined past a refusal */
+        log_debug("unknown command from %s (%zu bytes)", s->peer, strlen(line));
         turn_reply(s, "502 5.5.1 Error: command not implemented");
         return turn_count_error(s);
     }
