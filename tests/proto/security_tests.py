@@ -6,13 +6,16 @@
 turnd: AUTH ordering and state tricks, SASL authzid and realm tricks, ATRN
 domain-list tricks (case, trailing dot, blanks, empty elements, duplicates,
 subdomains of an owned domain), "ETRN @domain" reaching domains the account
-does not own, secrets and AUTH payloads in the daemons' logs, the control
-socket's mode and queuectl --password-stdin never echoing.
+does not own, ETRN through turnd and the per-client rate, secrets and AUTH
+payloads in the daemons' logs (also stray payloads pipelined past a refused
+AUTH), state_dir and control socket modes, queuectl --password-stdin never
+echoing (pipe and terminal).
 
 smtpd: relay tricks on RCPT (source routes, percent hack, quoted local
 parts, trailing dot, case, address literals, 8-bit bytes, over-long
 addresses), a domain held on one site offered to another site's listener,
-and ETRN naming another site or a domain that is not held.
+ETRN naming another site or a domain that is not held, SMTP smuggling in
+DATA, and PLAIN/LOGIN refused without TLS on the ODMR port.
 
 Each scenario builds its own Env (odmr_harness.py) on loopback with
 OS-chosen ports and stops only the processes it started.
