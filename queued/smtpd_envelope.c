@@ -281,14 +281,26 @@ static bool smtpd_rcpt_room(struct smtpd_session *s, const char *addr, const cha
     return true;
 }
 
-/* smtpd_rcpt_dup - true when tx already has this recipient. */
+/*
+ * smtpd_rcpt_dup - true when tx already has this recipient.  The local part
+ * may be case-sensitive (RFC 5321 2.4), so only the domain is compared
+ * without regard to case.
+ */
 static bool smtpd_rcpt_dup(const struct smtpd_tx *tx, const char *addr)
 {
+    const char *at = strrchr(addr, '@');
+    size_t local = at != NULL ? (size_t)(at - addr) : strlen(addr);
     size_t i;
 
-    for (i = 0; i < tx->nrcpts; i++)
-        if (strcasecmp(tx->rcpts[i].addr, addr) == 0)
+    for (i = 0; i < tx->nrcpts; i++) {
+        const char *o = tx->rcpts[i].addr;
+        const char *oat = strrchr(o, '@');
+        size_t olocal = oat != NULL ? (size_t)(oat - o) : strlen(o);
+
+        if (olocal == local && memcmp(o, addr, local) == 0 &&
+            strcasecmp(o + olocal, addr + local) == 0)
             return true;
+    }
     return false;
 }
 

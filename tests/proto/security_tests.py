@@ -21,6 +21,7 @@ Each scenario builds its own Env (odmr_harness.py) on loopback with
 OS-chosen ports and stops only the processes it started.
 """
 import base64
+import json
 import os
 import socket
 import stat
@@ -472,6 +473,27 @@ def odmr_plain_needs_tls(env):
     env.check(PASSWORD not in env.log("turnd"), "refused PLAIN left no password in the log")
 
 
+def smtpd_rcpt_case(env, port):
+    """smtpd_rcpt_case - local parts keep their case; only the domain folds."""
+    c = Raw(port)
+    c.cmd("EHLO client.test")
+    c.cmd("MAIL FROM:<case@example.org>")
+    for rcpt in ("<Case@held.test>", "<case@held.test>", "<case@HELD.TEST>"):
+        env.check(code(c.cmd("RCPT TO:" + rcpt)) == "250", "RCPT TO:%s accepted" % rcpt)
+    env.check(code(c.cmd("DATA")) == "354", "DATA for the case test")
+    env.check(code(c.cmd("Subject: case\r\n\r\nbody\r\n.")) == "250", "case message queued")
+    c.cmd("QUIT")
+    c.close()
+    msgs = json.loads(env.ctl("queue", "list", "--domain", "held.test", "--json"))
+    if isinstance(msgs, dict):
+        msgs = msgs.get("messages", [])
+    mine = [m for m in msgs if m.get("sender") == "case@example.org"]
+    addrs = sorted(r.get("address", r.get("addr", "")) for m in mine
+                   for r in m.get("recipients", []))
+    env.check(addrs == ["Case@held.test", "case@held.test"],
+              "Case@ and case@ are two recipients, case@HELD.TEST a duplicate", addrs)
+
+
 def scenario_smtpd(env):
     """scenario_smtpd - relay and cross-site attacks on queued's SMTP listeners."""
     port_b = add_site_b(env)
@@ -481,6 +503,7 @@ def scenario_smtpd(env):
     smtpd_rcpts(env, env.smtp_port)
     smtpd_sites(env, port_b)
     smtpd_smuggling(env)
+    smtpd_rcpt_case(env, env.smtp_port)
     odmr_plain_needs_tls(env)
     out = env.ctl("queue", "list")
     env.check("other.test" not in out, "nothing for other.test was queued", out)
