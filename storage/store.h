@@ -89,6 +89,7 @@ unsigned store_schema_version(void);
 #define STORE_REPLY_MAX 512
 #define STORE_ACCOUNT_MAX 256
 #define STORE_PARAM_MAX 512   /* ENVID, ORCPT (xtext) */
+#define STORE_RCPTS_MAX 100000 /* recipients of one message (bounds decoding) */
 
 typedef uint64_t store_msgid_t;
 

@@ -66,8 +66,8 @@ bool store_msg_decode_val(const MDB_val *v, store_msgid_t id, struct store_msg_r
     store_rb_str(&r, i->envid, sizeof(i->envid));
     store_rb_str(&r, i->client_addr, sizeof(i->client_addr));
     store_rb_str(&r, i->client_helo, sizeof(i->client_helo));
-    return store_rb_end(&r) && m->npending <= i->nrcpts && i->body_type <= STORE_BODY_8BITMIME &&
-           i->ret <= STORE_RET_HDRS;
+    return store_rb_end(&r) && i->nrcpts <= STORE_RCPTS_MAX && m->npending <= i->nrcpts &&
+           i->body_type <= STORE_BODY_8BITMIME && i->ret <= STORE_RET_HDRS;
 }
 
 /* store_msg_load - read and decode a message's envelope. */
@@ -133,7 +133,7 @@ static int store_msg_nextid(struct store_tx *tx, store_msgid_t *id)
 /* store_msg_check_in - validate one incoming message. */
 static int store_msg_check_in(const struct store_msg_in *in)
 {
-    if (in == NULL || in->nrcpts == 0 || in->rcpts == NULL || in->nrcpts > UINT32_MAX ||
+    if (in == NULL || in->nrcpts == 0 || in->rcpts == NULL || in->nrcpts > STORE_RCPTS_MAX ||
         store_name_check(in->site, STORE_SITE_MAX) != STORE_OK || in->sender == NULL ||
         strlen(in->sender) >= STORE_ADDR_MAX ||
         (in->envid && strlen(in->envid) >= STORE_PARAM_MAX) ||

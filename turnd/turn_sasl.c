@@ -11,6 +11,7 @@
  */
 #include "turn_sasl.h"
 
+#include <ctype.h>
 #include <sasl/sasl.h>
 #include <sasl/saslutil.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@
 #include "xalloc.h"
 
 #define TURN_SASL_MECHS_MAX 512
+/* Longest LOGIN user name passed on: account names are < 256 octets, plus "@realm". */
+#define TURN_SASL_USER_MAX 512
 
 struct turn_sasl {
     sasl_conn_t *conn;
@@ -233,18 +236,28 @@ static int turn_sasl_result(int r, const char *sout, unsigned soutlen, char **ch
 }
 
 /*
- * turn_sasl_login_empty - true when this client data is an empty LOGIN user
- * name.  Such a login can never succeed, and libsasl2's LOGIN plugin loses
- * its copy of the password when it cannot canonicalise the empty name (a
- * leak any client could repeat), so it is refused here, before libsasl2.
- * Consumes the "user name comes next" mark either way.
+ * turn_sasl_login_bad_user - true when this client data is a LOGIN user
+ * name that can never log in: empty, TURN_SASL_USER_MAX octets or more, or
+ * with a byte outside printable ASCII (account names are letters, digits
+ * and "._+-", optionally with "@realm").  libsasl2's LOGIN plugin loses its
+ * copy of the password whenever it cannot canonicalise the name (empty,
+ * over ~1017 octets, some control characters), a leak any client could
+ * repeat, so such names are refused here, before libsasl2.  Consumes the
+ * "user name comes next" mark either way.
  */
-static bool turn_sasl_login_empty(struct turn_sasl *s, unsigned inlen)
+static bool turn_sasl_login_bad_user(struct turn_sasl *s, const char *in, unsigned inlen)
 {
     bool user = s->login_user;
 
     s->login_user = false;
-    return user && inlen == 0;
+    if (!user)
+        return false;
+    if (inlen == 0 || inlen >= TURN_SASL_USER_MAX)
+        return true;
+    for (unsigned i = 0; i < inlen; i++)
+        if (!isgraph((unsigned char)in[i]))
+            return true;
+    return false;
 }
 
 /* turn_sasl_first - sasl_server_start with the optional initial response. */
@@ -261,7 +274,7 @@ int turn_sasl_first(struct turn_sasl *s, const char *mech, const char *init_b64,
     if (init_b64 != NULL && !turn_sasl_decode(init_b64, &in, &inlen))
         return TURN_SASL_FORM;
     s->login_user = strcasecmp(mech, "LOGIN") == 0;
-    if (s->login_user && init_b64 != NULL && turn_sasl_login_empty(s, inlen)) {
+    if (s->login_user && init_b64 != NULL && turn_sasl_login_bad_user(s, in, inlen)) {
         free(in);
         return TURN_SASL_FAIL;
     }
@@ -281,7 +294,7 @@ int turn_sasl_next(struct turn_sasl *s, const char *resp_b64, char **challenge)
     *challenge = NULL;
     if (!turn_sasl_decode(resp_b64, &in, &inlen))
         return TURN_SASL_FORM;
-    if (turn_sasl_login_empty(s, inlen)) {
+    if (turn_sasl_login_bad_user(s, in, inlen)) {
         free(in);
         return TURN_SASL_FAIL;
     }
