@@ -37,58 +37,14 @@ import threading
 import time
 import urllib.request
 
+from hm_harness import FAILS, check, free_port, log, port_open, wait_for
+
 BUILD = os.environ.get("HOLDMX_BUILD", "")
 QUEUED = os.path.join(BUILD, "queued", "queued")
 QUEUECTL = os.path.join(BUILD, "queued", "queuectl")
 TURND = os.path.join(BUILD, "turnd", "turnd")
 PASSWORD = "metrics-Secr3t"
 IO_TIMEOUT = 15.0
-FAILS = []
-
-
-def log(msg):
-    """log - one progress line (ctest shows it on failure)."""
-    print(msg, flush=True)
-
-
-def check(cond, what, detail=""):
-    """check - record one expectation."""
-    log("%s - %s%s" % ("ok  " if cond else "FAIL", what,
-                       "" if cond or detail == "" else " :: " + str(detail)[:1500]))
-    if not cond:
-        FAILS.append(what)
-    return cond
-
-
-def wait_for(fn, timeout, step=0.2):
-    """wait_for - poll fn() until it is true or timeout seconds passed; the last value."""
-    deadline = time.monotonic() + timeout
-    val = fn()
-    for _ in range(int(timeout / step) + 2):
-        if val or time.monotonic() > deadline:
-            break
-        time.sleep(step)
-        val = fn()
-    return val
-
-
-def free_port():
-    """free_port - a loopback port the OS just handed out (then released)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def port_open(port):
-    """port_open - something accepts on 127.0.0.1:port."""
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
 
 class Lines:
     """Lines - CRLF line I/O with SMTP replies on one socket."""
