@@ -207,6 +207,7 @@ bool smtpd_helo_ok(const char *s);
 /* smtpd_data.c */
 struct smtpd_tx *smtpd_tx_new(struct smtpd_session *s);
 void smtpd_tx_free(struct smtpd_tx *tx);
+void smtpd_tx_drop(struct smtpd_session *s);
 void smtpd_data_begin(struct smtpd_session *s);
 void smtpd_data_line(struct smtpd_session *s, int lstatus, const char *line, size_t len,
                      unsigned flags, size_t raw);

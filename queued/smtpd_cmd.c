@@ -104,10 +104,16 @@ static int smtpd_cmd_lookup(const char *verb)
     return i;
 }
 
+/* smtpd_max_errors - the configured error limit (10 when unset). */
+static int smtpd_max_errors(const struct smtpd_session *s)
+{
+    return s->sd->cf->max_errors > 0 ? s->sd->cf->max_errors : 10;
+}
+
 /* smtpd_error - count an error reply; past max_errors say 421 and close. */
 static void smtpd_error(struct smtpd_session *s)
 {
-    int max = s->sd->cf->max_errors > 0 ? s->sd->cf->max_errors : 10;
+    int max = smtpd_max_errors(s);
 
     if (++s->errors < max)
         return;
@@ -119,7 +125,7 @@ static void smtpd_error(struct smtpd_session *s)
 /* smtpd_junk - count a junk command; past the limit say 421 and close. */
 static bool smtpd_junk(struct smtpd_session *s)
 {
-    int max = (s->sd->cf->max_errors > 0 ? s->sd->cf->max_errors : 10) * SMTPD_JUNK_FACTOR;
+    int max = smtpd_max_errors(s) * SMTPD_JUNK_FACTOR;
 
     if (++s->junk <= max)
         return false;
@@ -199,10 +205,7 @@ void smtpd_cmd_dispatch(struct smtpd_session *s, const char *line, size_t len, u
 /* smtpd_tx_reset - drop the transaction (RSET, HELO, EHLO). */
 static void smtpd_tx_reset(struct smtpd_session *s)
 {
-    if (s->tx != NULL) {
-        smtpd_tx_free(s->tx);
-        s->tx = NULL;
-    }
+    smtpd_tx_drop(s);
     smtpd_enter_state(s, s->helo[0] ? SMTPD_S_HELO : SMTPD_S_CONNECTED);
 }
 
@@ -266,10 +269,7 @@ static void smtpd_starttls_cmd(struct smtpd_session *s, char *args)
         smtpd_reply(s, "502 5.5.1 Error: command not implemented");
         return;
     }
-    if (s->tx != NULL) {
-        smtpd_tx_free(s->tx);
-        s->tx = NULL;
-    }
+    smtpd_tx_drop(s);
     smtpd_starttls(s);
 }
 

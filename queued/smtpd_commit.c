@@ -149,6 +149,10 @@ void smtpd_commit_run(struct smtpd *sd)
     sd->pending = NULL;
     sd->npending = sd->apending = 0;
     n = smtpd_commit_live(sd, batch, n);
+    if (n == 0) {
+        free(batch);
+        return;
+    }
     for (i = 0; i < n; i++)
         nr += batch[i]->nrcpts;
     msgs = xcalloc(n + 1, sizeof(*msgs));
@@ -162,11 +166,10 @@ void smtpd_commit_run(struct smtpd *sd)
         msgs[i] = &m[i];
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    rc = n > 0 ? store_msg_add(sd->st, msgs, n, ids, status) : STORE_OK;
+    rc = store_msg_add(sd->st, msgs, n, ids, status);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (n > 0)
-        metrics_observe_commit((double)(t1.tv_sec - t0.tv_sec) +
-                               (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    metrics_observe_commit((double)(t1.tv_sec - t0.tv_sec) +
+                           (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     if (rc != STORE_OK)
         log_error("group commit of %zu messages failed: %s", n, store_strerror(rc));
     for (i = 0; i < n; i++) {

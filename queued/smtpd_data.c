@@ -74,6 +74,13 @@ void smtpd_tx_free(struct smtpd_tx *tx)
     free(tx);
 }
 
+/* smtpd_tx_drop - free the session's transaction, if any. */
+void smtpd_tx_drop(struct smtpd_session *s)
+{
+    smtpd_tx_free(s->tx);
+    s->tx = NULL;
+}
+
 /* smtpd_received - prepend our trace header (RFC 5321 4.4, RFC 3848). */
 static void smtpd_received(struct smtpd_session *s, struct smtpd_tx *tx)
 {
@@ -108,23 +115,24 @@ void smtpd_data_begin(struct smtpd_session *s)
     smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
-/* smtpd_spill_write - move the memory part of the body to the spill file. */
-static int smtpd_spill_write(struct smtpd_tx *tx)
+/* smtpd_spill_write - move the in-memory body to the spill file; SMTPD_TXE_IO on failure. */
+static void smtpd_spill_write(struct smtpd_tx *tx)
 {
     while (evbuffer_get_length(tx->body) > 0) {
         struct evbuffer_iovec v;
-        ssize_t n;
+        ssize_t n = 0; /* stays 0 (failure) when nothing can be peeked */
 
-        if (evbuffer_peek(tx->body, -1, NULL, &v, 1) < 1)
-            return -1;
-        n = write(tx->body_fd, v.iov_base, v.iov_len);
+        if (evbuffer_peek(tx->body, -1, NULL, &v, 1) >= 1)
+            n = write(tx->body_fd, v.iov_base, v.iov_len);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            return -1;
+        if (n <= 0) {
+            log_error("cannot write spill file: %s", strerror(errno));
+            tx->error |= SMTPD_TXE_IO;
+            return;
+        }
         evbuffer_drain(tx->body, (size_t)n);
     }
-    return 0;
 }
 
 /* smtpd_spill - past SMTPD_SPILL_AT: open the unlinked file and write out. */
@@ -146,10 +154,8 @@ static void smtpd_spill(struct smtpd_session *s, struct smtpd_tx *tx)
         }
         unlink(path);
     }
-    if (tx->body_fd >= 0 && mem >= SMTPD_FLUSH_AT && smtpd_spill_write(tx) < 0) {
-        log_error("cannot write spill file: %s", strerror(errno));
-        tx->error |= SMTPD_TXE_IO;
-    }
+    if (tx->body_fd >= 0 && mem >= SMTPD_FLUSH_AT)
+        smtpd_spill_write(tx);
 }
 
 /* smtpd_data_store - append one content line (already un-stuffed) plus CRLF. */
@@ -195,16 +201,13 @@ static void smtpd_data_end(struct smtpd_session *s)
     struct smtpd_tx *tx = s->tx;
 
     s->where = "END-OF-MESSAGE";
-    if (tx->error == 0 && tx->body_fd >= 0 && smtpd_spill_write(tx) < 0) {
-        log_error("cannot write spill file: %s", strerror(errno));
-        tx->error |= SMTPD_TXE_IO;
-    }
+    if (tx->error == 0 && tx->body_fd >= 0)
+        smtpd_spill_write(tx);
     if (tx->error != 0) {
         log_info("[%s]: message refused after DATA (error 0x%x, %llu octets)", s->addr, tx->error,
                  (unsigned long long)tx->body_len);
         smtpd_data_error_reply(s, tx->error);
-        smtpd_tx_free(tx);
-        s->tx = NULL;
+        smtpd_tx_drop(s);
         smtpd_enter_state(s, SMTPD_S_HELO);
         return;
     }

@@ -304,20 +304,16 @@ static bool smtpd_rcpt_dup(const struct smtpd_tx *tx, const char *addr)
     return false;
 }
 
-/* smtpd_rcpt_add - append a checked recipient to the transaction. */
+/* smtpd_rcpt_add - append a checked recipient (domain already lower case) to tx. */
 static void smtpd_rcpt_add(struct smtpd_tx *tx, const char *addr, const char *domain,
                            struct smtpd_rcpt *r)
 {
-    char *d;
-
     if (tx->nrcpts == tx->arcpts) {
         tx->arcpts = tx->arcpts ? tx->arcpts * 2 : 4;
         tx->rcpts = xrealloc(tx->rcpts, tx->arcpts * sizeof(*tx->rcpts));
     }
     r->addr = xstrdup(addr);
-    r->domain = d = xstrdup(domain);
-    for (; *d; d++)
-        *d = (char)tolower((unsigned char)*d);
+    r->domain = xstrdup(domain);
     tx->rcpts[tx->nrcpts++] = *r;
 }
 

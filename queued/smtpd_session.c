@@ -218,8 +218,7 @@ static void smtpd_session_free(struct smtpd_session *s)
     metrics_session_close(METRIC_PROTO_SMTP);
     TAILQ_REMOVE(&sd->sessions, s, link);
     sd->nsessions--;
-    if (s->tx != NULL)
-        smtpd_tx_free(s->tx);
+    smtpd_tx_free(s->tx);
     if (s->bev != NULL)
         bufferevent_free(s->bev);
     event_free(s->close_ev);
@@ -289,10 +288,7 @@ static void smtpd_tls_done(struct smtpd_session *s)
     log_info("STARTTLS from [%s]: %s", s->addr, s->tls_desc);
     s->helo[0] = '\0';
     s->esmtp = false;
-    if (s->tx != NULL) {
-        smtpd_tx_free(s->tx);
-        s->tx = NULL;
-    }
+    smtpd_tx_drop(s);
     smtpd_enter_state(s, SMTPD_S_CONNECTED);
     smtpd_process(s);
 }
@@ -435,8 +431,7 @@ void smtpd_accept(struct smtpd *sd, const char *site, evutil_socket_t fd, const 
     log_info("connect from [%s] to site %s", ip, s->site);
     bufferevent_setcb(s->bev, smtpd_readcb, smtpd_writecb, smtpd_eventcb, s);
     bufferevent_setwatermark(s->bev, EV_READ, 0, SMTPD_READ_HWM);
-    s->state = SMTPD_S_CONNECTED;
-    smtpd_enter_state(s, SMTPD_S_CONNECTED);
+    smtpd_enter_state(s, SMTPD_S_CONNECTED); /* xcalloc left state at CONNECTED */
     bufferevent_enable(s->bev, EV_WRITE);
     smtpd_reply(s, "220 %s ESMTP holdmx", s->hostname);
 }
