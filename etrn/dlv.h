@@ -15,9 +15,10 @@
  * for the job's recipients of that message only, DATA with dot-stuffing,
  * RSET after a failed transaction; finally QUIT and wait for 221.
  * Per-recipient outcomes (2xx delivered, 4xx deferred, 5xx failed) are
- * written to the store with store_outcome_apply as they become known; a
- * connection lost mid-message defers that message's recipients (RFC 5321
- * 3.8).  Timeouts follow RFC 5321 4.5.3.2.
+ * written to the store with store_outcome_apply, in one transaction per
+ * message when that message's SMTP transaction ends; a connection lost
+ * mid-message defers that message's recipients (RFC 5321 3.8).  Timeouts
+ * follow RFC 5321 4.5.3.2.
  *
  * A job's source is either a store claim (held mail) or one in-memory
  * message (a DSN built by dsn.c).  The engine takes ownership of the
@@ -57,7 +58,7 @@ void dlv_opts_default(struct dlv_opts *o);
 
 /* One in-memory message (for DSNs); body is the full RFC 5322 text, unstuffed, CRLF. */
 struct dlv_mem_msg {
-    const char *sender;         /* "" for the null sender */
+    const char *sender; /* "" for the null sender */
     const char *const *rcpts;
     size_t nrcpts;
     const char *body;
@@ -65,10 +66,10 @@ struct dlv_mem_msg {
 };
 
 struct dlv_result {
-    size_t delivered;           /* recipients accepted */
-    size_t deferred;            /* recipients left held (4xx, lost connection) */
-    size_t failed;              /* recipients failed (5xx) */
-    bool session_ok;            /* greeting/EHLO worked and QUIT was sent */
+    size_t delivered;             /* recipients accepted */
+    size_t deferred;              /* recipients left held (4xx, lost connection) */
+    size_t failed;                /* recipients failed (5xx) */
+    bool session_ok;              /* greeting/EHLO worked and QUIT was sent */
     char reason[STORE_REPLY_MAX]; /* why a session failed, if it did */
 };
 
@@ -90,5 +91,11 @@ struct dlv_session *dlv_start_mem(struct event_base *base, struct bufferevent *b
 
 /* dlv_abort - stop now (shutdown): unacknowledged recipients are deferred; done is called. */
 void dlv_abort(struct dlv_session *s, const char *reason);
+
+/*
+ * dlv_claim_count - add the outcomes o[0..n) the store recorded (status[j]
+ * == STORE_OK) to the delivered / deferred / bounced recipient metrics.
+ */
+void dlv_claim_count(const struct store_outcome *o, const int *status, size_t n);
 
 #endif

@@ -75,8 +75,8 @@ static int dlv_claim_read(void *ctx, size_t i, uint64_t off, void *buf, size_t l
     return 0;
 }
 
-/* dlv_claim_count - count the outcomes the store recorded (status STORE_OK). */
-static void dlv_claim_count(const struct store_outcome *o, const int *status, size_t n)
+/* dlv_claim_count - count the outcomes the store recorded (status STORE_OK) in the metrics. */
+void dlv_claim_count(const struct store_outcome *o, const int *status, size_t n)
 {
     for (size_t j = 0; j < n; j++) {
         if (status[j] != STORE_OK)

@@ -209,6 +209,12 @@ static int dlv_kind_of(int code)
     return STORE_OUT_DEFERRED;
 }
 
+/* dlv_refusal_kind - the outcome a refused command means: failed on 5xx, else deferred. */
+static int dlv_refusal_kind(int code)
+{
+    return dlv_kind_of(code) == STORE_OUT_FAILED ? STORE_OUT_FAILED : STORE_OUT_DEFERRED;
+}
+
 /* dlv_safe_addr - true when an address can go on a command line as is. */
 static bool dlv_safe_addr(const char *a)
 {
@@ -284,11 +290,14 @@ static void dlv_msg_end(struct dlv_session *s, const char *lost)
 /* dlv_msg_load - make message s->cur current with every recipient pending. */
 static void dlv_msg_load(struct dlv_session *s)
 {
+    size_t n;
+
     memset(&s->msg, 0, sizeof(s->msg));
     s->ops->msg(s->ctx, s->cur, &s->msg);
-    s->kinds = xcalloc(s->msg.nrcpts ? s->msg.nrcpts : 1, sizeof(*s->kinds));
-    s->replies = xcalloc(s->msg.nrcpts ? s->msg.nrcpts : 1, sizeof(*s->replies));
-    s->order = xcalloc(s->msg.nrcpts ? s->msg.nrcpts : 1, sizeof(*s->order));
+    n = s->msg.nrcpts ? s->msg.nrcpts : 1;
+    s->kinds = xcalloc(n, sizeof(*s->kinds));
+    s->replies = xcalloc(n, sizeof(*s->replies));
+    s->order = xcalloc(n, sizeof(*s->order));
     for (size_t j = 0; j < s->msg.nrcpts; j++)
         s->kinds[j] = DLV_K_PENDING;
     s->msg_active = true;
@@ -638,9 +647,7 @@ static int dlv_on_mail(struct dlv_session *s, const struct dlv_reply *r)
     size_t j;
 
     if (r->code < 200 || r->code >= 300) {
-        dlv_settle_open(
-            s, dlv_kind_of(r->code) == STORE_OUT_FAILED ? STORE_OUT_FAILED : STORE_OUT_DEFERRED,
-            r->text, false);
+        dlv_settle_open(s, dlv_refusal_kind(r->code), r->text, false);
         s->mail_failed = true;
         if (!s->pipe_txn) {
             dlv_rset(s);
@@ -708,9 +715,7 @@ static int dlv_on_data(struct dlv_session *s, const struct dlv_reply *r)
         return dlv_body_fill(s);
     }
     if (!s->mail_failed)
-        dlv_settle_open(
-            s, dlv_kind_of(r->code) == STORE_OUT_FAILED ? STORE_OUT_FAILED : STORE_OUT_DEFERRED,
-            r->text, true);
+        dlv_settle_open(s, dlv_refusal_kind(r->code), r->text, true);
     dlv_rset(s);
     return 0;
 }
@@ -735,14 +740,9 @@ static int dlv_on_dot(struct dlv_session *s, const struct dlv_reply *r)
 /* dlv_on_body_reply - a reply before our dot: the server gave up on the data. */
 static int dlv_on_body_reply(struct dlv_session *s, const struct dlv_reply *r)
 {
-    char reason[STORE_REPLY_MAX];
-
-    snprintf(reason, sizeof(reason), "%s", r->text);
-    dlv_settle_open(
-        s, dlv_kind_of(r->code) == STORE_OUT_FAILED ? STORE_OUT_FAILED : STORE_OUT_DEFERRED, reason,
-        true);
+    dlv_settle_open(s, dlv_refusal_kind(r->code), r->text, true);
     dlv_msg_end(s, NULL);
-    dlv_fail(s, reason);
+    dlv_fail(s, r->text);
     return 1;
 }
 

@@ -44,7 +44,6 @@ struct dns_req {
     dns_addr_fn addr_cb;
     void *arg;
     bool cancelled;
-    bool answered; /* c-ares is done with it */
     int status;
     struct dns_mx_rec *mx;
     struct dns_addr_rec *addrs;
@@ -245,7 +244,6 @@ static void dns_req_answered(struct dns_req *q, int status)
 {
     struct timeval now = {0, 0};
 
-    q->answered = true;
     q->status = status;
     if (q->r->destroying)
         return;

@@ -383,8 +383,7 @@ static int etrn_kick_match(struct etrn_engine *e, struct etrn_match *m, const ch
         struct store_domain d;
         rc = store_domain_get(e->st, m->name, &d);
         if (rc == STORE_OK) {
-            if (!m->site || strcmp(d.site, m->site) == 0)
-                etrn_match_cb(&d, m);
+            etrn_match_cb(&d, m); /* checks the site */
         } else if (rc != STORE_NOTFOUND) {
             log_error("etrn: looking up %s: %s", m->name, store_strerror(rc));
             return ETRN_ERROR;
@@ -394,17 +393,13 @@ static int etrn_kick_match(struct etrn_engine *e, struct etrn_match *m, const ch
         struct etrn_match sub = *m;
         sub.doms = NULL;
         sub.n = sub.cap = 0;
-        sub.subdomains = m->subdomains;
-        if (!m->whole_site) {
-            /* exact name already collected: only proper subdomains now */
-            sub.name = m->name;
-        }
         rc = store_domain_iter(e->st, etrn_match_cb, &sub);
         if (rc != STORE_OK) {
             free(sub.doms);
             log_error("etrn: listing domains: %s", store_strerror(rc));
             return ETRN_ERROR;
         }
+        /* The exact name was collected above: take only proper subdomains. */
         for (size_t i = 0; i < sub.n; i++)
             if (m->whole_site || strcmp(sub.doms[i].name, m->name) != 0)
                 etrn_match_cb(&sub.doms[i], m);

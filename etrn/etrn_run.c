@@ -22,7 +22,6 @@
  */
 #include "etrn_int.h"
 #include "log.h"
-#include "metrics.h"
 #include "xalloc.h"
 
 #include <event2/bufferevent.h>
@@ -125,16 +124,6 @@ static void etrn_run_finish(struct etrn_run *r)
         etrn_run_free(r);
 }
 
-/* etrn_settle_count - metrics for the outcomes of kind the store recorded. */
-static void etrn_settle_count(int kind, const int *status, size_t n)
-{
-    uint64_t applied = 0;
-
-    for (size_t j = 0; j < n; j++)
-        applied += status[j] == STORE_OK;
-    metrics_add(kind == STORE_OUT_FAILED ? METRIC_BOUNCED_RCPTS : METRIC_DEFERRED_RCPTS, applied);
-}
-
 /* etrn_settle_claim - one outcome for every recipient of claim, one transaction per message. */
 static void etrn_settle_claim(struct etrn_run *r, struct store_claim *c, int kind, const char *why)
 {
@@ -162,7 +151,7 @@ static void etrn_settle_claim(struct etrn_run *r, struct store_claim *c, int kin
         if (rc != STORE_OK)
             log_error("%s: recording outcomes: %s", qid, store_strerror(rc));
         else
-            etrn_settle_count(kind, st, m->nrcpts);
+            dlv_claim_count(o, st, m->nrcpts);
         if (kind == STORE_OUT_FAILED)
             r->failed += m->nrcpts;
         else
