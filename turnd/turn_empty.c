@@ -58,19 +58,17 @@ static void turn_empty_finish(struct turn_session *s, const char *how)
 /* turn_empty_reply - one complete final reply line arrived: next step. */
 static bool turn_empty_reply(struct turn_session *s, const char *line)
 {
-    struct evbuffer *out = bufferevent_get_output(s->bev);
-
     switch (s->empty->state) {
     case TURN_E_GREETING:
         if (line[0] != '2') {
             turn_empty_finish(s, "greeting refused");
             return false;
         }
-        evbuffer_add_printf(out, "EHLO %s\r\n", s->site->hostname);
+        turn_reply(s, "EHLO %s", s->site->hostname);
         turn_empty_enter(s, TURN_E_EHLO);
         return true;
     case TURN_E_EHLO:
-        evbuffer_add_printf(out, "QUIT\r\n");
+        turn_reply(s, "QUIT");
         turn_empty_enter(s, TURN_E_QUIT);
         return true;
     default:

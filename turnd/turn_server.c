@@ -155,13 +155,6 @@ static void turn_ipcount_drop(struct turn_server *srv, const char *ip)
     }
 }
 
-/* turn_addr_ip - numeric address text of an accepted peer. */
-static void turn_addr_ip(const struct sockaddr *sa, int salen, char *ip, size_t len)
-{
-    if (getnameinfo(sa, (socklen_t)salen, ip, (socklen_t)len, NULL, 0, NI_NUMERICHOST) != 0)
-        snprintf(ip, len, "unknown");
-}
-
 /* turn_refuse - over a cap: one 421 line (best effort) and close. */
 static void turn_refuse(int fd, const char *why)
 {
@@ -181,9 +174,10 @@ static void turn_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struc
     const struct conf *cf = &srv->gen->cf;
     struct turn_ipcount *c;
     char ip[64];
+    int port;
 
     (void)lev;
-    turn_addr_ip(sa, salen, ip, sizeof(ip));
+    turn_sockaddr_text(sa, ip, sizeof(ip), &port);
     if (srv->stopping) {
         close(fd);
         return;
@@ -210,19 +204,13 @@ static void turn_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struc
 /* turn_server_session_gone - unlink s, release its connection counts. */
 void turn_server_session_gone(struct turn_server *srv, struct turn_session *s)
 {
-    struct turn_session **prevp;
-    struct turn_session *prev = NULL;
-
-    /* sessions are a singly walked list with back links kept by turn_session.c */
-    for (prevp = &srv->sessions; *prevp != NULL; prevp = &(*prevp)->next) {
-        if (*prevp == s) {
-            *prevp = s->next;
-            if (s->next != NULL)
-                s->next->prev = prev;
-            break;
-        }
-        prev = *prevp;
-    }
+    /* turn_session_start() linked s at the head; the back links make this O(1) */
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
     srv->nsessions--;
     turn_ipcount_drop(srv, s->ip);
     if (srv->stopping && srv->nsessions == 0)

@@ -101,19 +101,26 @@ void turn_enter_state(struct turn_session *s, int state)
     s->state = state;
 }
 
+/* turn_vreply - queue one reply line (CRLF added) on the session's live bufferevent. */
+static void __attribute__((format(printf, 2, 0)))
+turn_vreply(struct turn_session *s, const char *fmt, va_list ap)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+
+    evbuffer_add_vprintf(out, fmt, ap);
+    evbuffer_add(out, "\r\n", 2);
+}
+
 /* turn_reply - queue one reply line (CRLF added). */
 void turn_reply(struct turn_session *s, const char *fmt, ...)
 {
-    struct evbuffer *out;
     va_list ap;
 
     if (s->bev == NULL)
         return;
-    out = bufferevent_get_output(s->bev);
     va_start(ap, fmt);
-    evbuffer_add_vprintf(out, fmt, ap);
+    turn_vreply(s, fmt, ap);
     va_end(ap);
-    evbuffer_add(out, "\r\n", 2);
 }
 
 /* turn_session_close - send a last reply, stop reading, free once flushed. */
@@ -127,12 +134,9 @@ int turn_session_close(struct turn_session *s, const char *fmt, ...)
         return TURN_NEXT_GONE;
     }
     if (fmt != NULL) {
-        struct evbuffer *out = bufferevent_get_output(s->bev);
-
         va_start(ap, fmt);
-        evbuffer_add_vprintf(out, fmt, ap);
+        turn_vreply(s, fmt, ap);
         va_end(ap);
-        evbuffer_add(out, "\r\n", 2);
     }
     turn_enter_state(s, TURN_S_CLOSING);
     bufferevent_disable(s->bev, EV_READ);
@@ -783,8 +787,12 @@ static void turn_session_event_cb(struct bufferevent *bev, short what, void *arg
     }
 }
 
-/* turn_sockaddr_text - "ip" and "port" of a socket address. */
-static void turn_sockaddr_text(const struct sockaddr *sa, char *ip, size_t iplen, int *port)
+/*
+ * turn_sockaddr_text - "ip" and "port" of a socket address.  The listener's
+ * per-address connection count uses the same text, so the count taken at
+ * accept is the one released when the session ends.
+ */
+void turn_sockaddr_text(const struct sockaddr *sa, char *ip, size_t iplen, int *port)
 {
     *port = 0;
     snprintf(ip, iplen, "unknown");
@@ -841,9 +849,9 @@ void turn_session_start(struct turn_server *srv, int fd, const struct sockaddr *
     s->gen = turn_gen_ref(srv->gen);
     s->cf = &s->gen->cf;
     s->site_idx = turn_site_index(s->cf, site);
-    s->site = &s->cf->sites[s->site_idx < 0 ? 0 : s->site_idx];
     if (s->site_idx < 0)
         s->site_idx = 0;
+    s->site = &s->cf->sites[s->site_idx];
     turn_session_addrs(s, fd, sa);
     s->next = srv->sessions;
     if (srv->sessions != NULL)

@@ -93,6 +93,8 @@ int turn_server_listen(struct turn_server *srv);
 void turn_server_reload(struct turn_server *srv);
 void turn_server_shutdown(struct turn_server *srv);
 void turn_server_free(struct turn_server *srv);
+/* turn_sockaddr_text - numeric address text and port of sa (turn_session.c). */
+void turn_sockaddr_text(const struct sockaddr *sa, char *ip, size_t iplen, int *port);
 /* turn_server_session_gone - a session ended: unlink it and release its caps. */
 void turn_server_session_gone(struct turn_server *srv, struct turn_session *s);
 int turn_site_index(const struct conf *cf, const char *name);
