@@ -29,6 +29,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctl_client.h"
 #include "etrn.h"
 #include "line.h"
 #include "log.h"
@@ -207,6 +208,14 @@ static void ctl_cmd_stats(struct ctl_server *s, const char *arg, char *reply, si
     snprintf(reply, len, "OK");
 }
 
+/* ctl_kick_reply - "OK|ERR <status name> <pending>" for an operator's kick. */
+static void ctl_kick_reply(int st, size_t pending, char *reply, size_t len)
+{
+    snprintf(reply, len, "%s %s %zu",
+             st == ETRN_STARTED || st == ETRN_NOTHING || st == ETRN_RUNNING ? "OK" : "ERR",
+             etrn_status_name(st), pending);
+}
+
 /* ctl_cmd_flush - "queuectl queue flush DOMAIN". */
 static void ctl_cmd_flush(struct ctl_server *s, const char *arg, char *reply, size_t len)
 {
@@ -218,10 +227,7 @@ static void ctl_cmd_flush(struct ctl_server *s, const char *arg, char *reply, si
         return;
     }
     st = ctl_kick(s, arg, NULL, &pending);
-    if (st == ETRN_STARTED || st == ETRN_NOTHING || st == ETRN_RUNNING)
-        snprintf(reply, len, "OK %s %zu", etrn_status_name(st), pending);
-    else
-        snprintf(reply, len, "ERR %s %zu", etrn_status_name(st), pending);
+    ctl_kick_reply(st, pending, reply, len);
 }
 
 /* ctl_cmd_pause - mark a site paused (new mail gets 421/451). */
@@ -257,9 +263,7 @@ static void ctl_cmd_drain_start(struct ctl_server *s, const char *arg, char *rep
     st = ctl_kick(s, site, NULL, &pending);
     log_info("control: drain of site %s started: %s, %zu waiting", arg, etrn_status_name(st),
              pending);
-    snprintf(reply, len, "%s %s %zu",
-             st == ETRN_STARTED || st == ETRN_NOTHING || st == ETRN_RUNNING ? "OK" : "ERR",
-             etrn_status_name(st), pending);
+    ctl_kick_reply(st, pending, reply, len);
 }
 
 /* ctl_cmd_drain_end - clear draining (the site stays paused). */
@@ -515,7 +519,7 @@ struct ctl_server *ctl_server_start(struct event_base *base, const struct conf *
     s->cf = cf;
     s->st = st;
     s->etrn = etrn;
-    s->path = xasprintf("%s/control", cf->state_dir != NULL ? cf->state_dir : ".");
+    s->path = ctl_client_path(cf);
     fd = ctl_bind(s->path, err, errlen);
     if (fd < 0) {
         free(s->path);

@@ -111,22 +111,27 @@ static void metrics_http_sites(FILE *f, const struct conf *cf, struct store *st,
                                          "queue_oldest_age_seconds"};
     static const char *const helps[3] = {"Messages held, by site.", "Bytes held, by site.",
                                          "Age of the oldest held message, by site."};
+    struct store_counts *c = xcalloc((size_t)cf->nsites + 1, sizeof(*c));
+    bool *ok = xcalloc((size_t)cf->nsites + 1, sizeof(*ok));
     int k, i;
 
+    for (i = 0; i < cf->nsites; i++)
+        ok[i] = store_site_counts(st, cf->sites[i].name, &c[i]) == STORE_OK;
     for (k = 0; k < 3; k++) {
         metrics_http_gauge_head(f, names[k], helps[k]);
         for (i = 0; i < cf->nsites; i++) {
-            struct store_counts c = {0, 0, 0};
             double v;
 
-            if (store_site_counts(st, cf->sites[i].name, &c) != STORE_OK)
+            if (!ok[i])
                 continue;
-            v = k == 0   ? (double)c.messages
-                : k == 1 ? (double)c.bytes
-                         : (c.oldest ? (double)(now - c.oldest) : 0);
+            v = k == 0   ? (double)c[i].messages
+                : k == 1 ? (double)c[i].bytes
+                         : (c[i].oldest ? (double)(now - c[i].oldest) : 0);
             metrics_http_sample(f, names[k], "site", cf->sites[i].name, v);
         }
     }
+    free(ok);
+    free(c);
 }
 
 /* metrics_http_domain_gauges - messages/bytes per held domain that has mail. */
