@@ -29,8 +29,8 @@ import threading
 import time
 import urllib.request
 
-from hm_harness import (FAILS, QUEUECTL, QUEUED, QueuedBase, Sink, check, free_port, log,
-                        need_exec, port_open, skip, smtp_transaction, wait_for)
+from hm_harness import (FAILS, QUEUECTL, QUEUED, QueuedBase, Sink, check, control_request,
+                        free_port, log, need_exec, port_open, skip, smtp_transaction, wait_for)
 
 
 class Env(QueuedBase):
@@ -94,20 +94,7 @@ class Env(QueuedBase):
 
     def control(self, line, timeout=5):
         """control - one request on the control socket; the reply line."""
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        s.connect(self.sock())
-        s.sendall(line.encode() + b"\n")
-        data = b""
-        for _ in range(1000):
-            if b"\n" in data:
-                break
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        s.close()
-        return data.decode(errors="replace").strip()
+        return control_request(self.sock(), line, timeout)
 
     def control_raw(self, data, timeout=5):
         """control_raw - send raw bytes on a fresh control connection; all bytes until EOF."""

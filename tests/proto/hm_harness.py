@@ -95,6 +95,26 @@ def free_port():
         s.close()
 
 
+def control_request(path, line, timeout=5.0):
+    """control_request - one request line on queued's control socket at path; the reply line."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        s.sendall(line.encode() + b"\n")
+        data = b""
+        for _ in range(1000):  # the socket timeout bounds the time
+            if b"\n" in data:
+                break
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    return data.decode(errors="replace").strip()
+
+
 def port_open(port, timeout=0.5):
     """port_open - something accepts on 127.0.0.1:port."""
     try:

@@ -37,7 +37,8 @@ import threading
 import time
 import urllib.request
 
-from hm_harness import FAILS, check, free_port, log, port_open, wait_for
+import hm_harness
+from hm_harness import FAILS, check, control_request, free_port, log, port_open, wait_for
 
 BUILD = os.environ.get("HOLDMX_BUILD", "")
 QUEUED = os.path.join(BUILD, "queued", "queued")
@@ -109,17 +110,13 @@ def sink_session(io, rcpt_code, got, lock):
             io.send("250 ok")
 
 
-class Sink(threading.Thread):
-    """Sink - the customer's MTA for ETRN deliveries (and the bounce relay)."""
+class Sink(hm_harness.Sink):
+    """Sink - the customer's MTA for ETRN deliveries (and the bounce relay):
+    hm_harness's accept loop with per-recipient replies (sink_session)."""
 
     def __init__(self):
-        super().__init__(daemon=True)
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(16)
-        self.srv.settimeout(0.5)
-        self.port = self.srv.getsockname()[1]
-        self.got, self.lock, self.stop = [], threading.Lock(), False
+        super().__init__(start=False)
+        self.got = []
         self.start()
 
     @staticmethod
@@ -127,34 +124,14 @@ class Sink(threading.Thread):
         """code - reject@ gets 550, defer@ 451, everything else 250."""
         return 550 if addr.startswith("reject@") else 451 if addr.startswith("defer@") else 250
 
-    def run(self):
-        for _ in range(100000):
-            if self.stop:
-                return
-            try:
-                conn, _ = self.srv.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
-
-    def serve(self, conn):
+    def session(self, conn):
+        """session - one SMTP dialogue with per-recipient replies."""
         conn.settimeout(IO_TIMEOUT)
-        try:
-            sink_session(Lines(conn), self.code, self.got, self.lock)
-        except (OSError, ValueError):
-            pass
-        finally:
-            conn.close()
+        sink_session(Lines(conn), self.code, self.got, self.lock)
 
     def rcpts(self):
         with self.lock:
             return list(self.got)
-
-    def close(self):
-        self.stop = True
-        self.srv.close()
 
 
 class Env:
@@ -248,22 +225,7 @@ class Env:
 
     def control(self, line):
         """control - one request line on queued's control socket; the reply line."""
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(IO_TIMEOUT)
-        try:
-            s.connect(self.sock())
-            s.sendall(line.encode() + b"\n")
-            data = b""
-            for _ in range(100):
-                if b"\n" in data:
-                    break
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            s.close()
-        return data.decode(errors="replace").strip()
+        return control_request(self.sock(), line, IO_TIMEOUT)
 
     def metrics(self):
         """metrics - the /metrics page text ("" when it cannot be read)."""
