@@ -48,22 +48,17 @@ void *store_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
 /* store_wb_room - make room for n more bytes; false (and oom) on failure. */
 static bool store_wb_room(struct store_wbuf *w, size_t n)
 {
-    size_t cap;
     uint8_t *p;
 
     if (w->oom)
         return false;
-    if (w->len + n <= w->cap)
+    if (n == 0)
         return true;
-    cap = w->cap ? w->cap * 2 : 256;
-    while (cap < w->len + n)
-        cap *= 2;
-    if ((p = realloc(w->p, cap)) == NULL) {
+    if ((p = store_grow(w->p, &w->cap, w->len + n - 1, 1, 256)) == NULL) {
         w->oom = true;
         return false;
     }
     w->p = p;
-    w->cap = cap;
     return true;
 }
 

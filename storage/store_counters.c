@@ -83,18 +83,59 @@ int store_counter_add(struct store_tx *tx, char kind, const char *name, int64_t 
 }
 
 /* store_index_add - by_domain entry of a pending recipient. */
-int store_index_add(struct store_tx *tx, const struct store_msg_rec *m,
-                    const struct store_rcpt_rec *r)
+int store_index_add(struct store_tx *tx, const struct store_rcpt_rec *r)
 {
     char rk[STORE_RKEY_MAX];
     uint8_t v[STORE_RKEY_LEN];
     size_t rl = store_domain_rkey(r->i.domain, rk);
 
-    (void)m;
     if (rl == 0)
         return STORE_INVAL;
     store_rkey(v, r->i.msgid, r->i.idx);
     return store_tx_put(tx, STORE_DB_BY_DOMAIN, rk, rl, v, sizeof(v), 0);
+}
+
+/* store_index_key_dups - fn for every duplicate of the cursor's current key. */
+static int store_index_key_dups(struct store_tx *tx, MDB_cursor *cur, store_index_fn fn, void *arg)
+{
+    MDB_val k, v;
+    bool stop = false;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST_DUP), rc;
+
+    for (; mrc == 0 && !stop; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+        if (v.mv_size != STORE_RKEY_LEN) {
+            store_set_error(tx->st, "domain index entry of wrong size");
+            return STORE_CORRUPT;
+        }
+        if ((rc = fn(tx, v.mv_data, &stop, arg)) != STORE_OK)
+            return rc;
+    }
+    return mrc == 0 || mrc == MDB_NOTFOUND ? STORE_OK : store_tx_rc(tx, mrc, "by_domain");
+}
+
+/*
+ * store_index_walk - fn for every by_domain entry of reversed domain key rk
+ * and, with subdomains, of every key rk is a prefix of; key by key in order.
+ */
+int store_index_walk(struct store_tx *tx, const char *rk, size_t rl, bool subdomains,
+                     store_index_fn fn, void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val k = {rl, (void *)rk}, v;
+    int rc = store_tx_cursor(tx, STORE_DB_BY_DOMAIN, &cur), mrc;
+
+    if (rc != STORE_OK)
+        return rc;
+    mrc = mdb_cursor_get(cur, &k, &v, subdomains ? MDB_SET_RANGE : MDB_SET_KEY);
+    while (mrc == 0 && k.mv_size >= rl && memcmp(k.mv_data, rk, rl) == 0) {
+        if ((rc = store_index_key_dups(tx, cur, fn, arg)) != STORE_OK || !subdomains)
+            break;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP);
+    }
+    mdb_cursor_close(cur);
+    if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = store_tx_rc(tx, mrc, "by_domain");
+    return rc;
 }
 
 /* store_domain_has_pending - does message id still have a pending rcpt in rk? */

@@ -284,7 +284,7 @@ static int store_msg_rcpts_write(struct store_tx *tx, const struct store_msg_rec
         snprintf(r.i.orcpt, sizeof(r.i.orcpt), "%s", in->rcpts[i].orcpt ? in->rcpts[i].orcpt : "");
         r.i.notify = in->rcpts[i].notify & 0xfu;
         r.i.state = STORE_RCPT_HELD; /* initial state, before any transition */
-        if ((rc = store_rcpt_save(tx, &r)) != STORE_OK || (rc = store_index_add(tx, m, &r)) != 0)
+        if ((rc = store_rcpt_save(tx, &r)) != STORE_OK || (rc = store_index_add(tx, &r)) != 0)
             return rc;
         if (store_msg_first_in_domain(in, i) &&
             (rc = store_counter_add(tx, 'd', r.i.domain, 1, (int64_t)m->i.size)) != STORE_OK)

@@ -164,15 +164,12 @@ int store_msg_move_site(struct store *st, store_msgid_t id, const char *site)
 static int store_msg_bounce_rcpt(struct store_tx *tx, struct store_ops_job *j,
                                  struct store_msg_rec *m, struct store_rcpt_rec *r)
 {
-    int rc = store_rcpt_finalise(tx, m, r, STORE_RCPT_FAILED);
+    int rc = store_rcpt_fail(tx, m, r);
 
     if (rc != STORE_OK)
         return rc;
     snprintf(r->i.last_reply, sizeof(r->i.last_reply), "%s", j->reason);
     r->i.last_attempt = (int64_t)store_now();
-    if (m->i.sender[0] != '\0' && store_notify_wants(r->i.notify, STORE_NOTE_FAILED) &&
-        (rc = store_note_add(tx, m, r->i.idx, STORE_NOTE_FAILED)) != STORE_OK)
-        return rc;
     j->count++;
     return store_rcpt_save(tx, r);
 }

@@ -191,11 +191,14 @@ static int store_iter_pair_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* store_iter_pair_push - append one pair (growing the array). */
-static int store_iter_pair_push(struct store_iter *it, const uint8_t *v)
+/* store_iter_pair_push - append one by_domain entry's pair (growing the array). */
+static int store_iter_pair_push(struct store_tx *tx, const uint8_t *v, bool *stop_key, void *arg)
 {
+    struct store_iter *it = arg;
     struct store_pair *p = store_grow(it->pairs, &it->cap, it->npairs, sizeof(*p), 256);
 
+    (void)tx;
+    (void)stop_key;
     if (p == NULL)
         return STORE_IO;
     it->pairs = p;
@@ -204,45 +207,14 @@ static int store_iter_pair_push(struct store_iter *it, const uint8_t *v)
     return STORE_OK;
 }
 
-/* store_iter_key_dups - push every duplicate of the cursor's current key. */
-static int store_iter_key_dups(struct store_tx *tx, struct store_iter *it, MDB_cursor *cur)
-{
-    MDB_val k, v;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST_DUP);
-
-    for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
-        if (v.mv_size != STORE_RKEY_LEN) {
-            store_set_error(tx->st, "domain index entry of wrong size");
-            return STORE_CORRUPT;
-        }
-        if (store_iter_pair_push(it, v.mv_data) != STORE_OK)
-            return STORE_IO;
-    }
-    return mrc == MDB_NOTFOUND ? STORE_OK : store_tx_rc(tx, mrc, "by_domain");
-}
-
 /* store_iter_collect_tx - collect the domain's (and subdomains') pairs. */
 static int store_iter_collect_tx(struct store_tx *tx, void *arg)
 {
     struct store_iter *it = arg;
-    MDB_cursor *cur;
-    MDB_val k = {it->rklen, it->rkey}, v;
-    int rc = store_tx_cursor(tx, STORE_DB_BY_DOMAIN, &cur), mrc;
+    int rc;
 
-    if (rc != STORE_OK)
-        return rc;
     it->npairs = 0;
-    mrc = mdb_cursor_get(cur, &k, &v, it->f->subdomains ? MDB_SET_RANGE : MDB_SET_KEY);
-    while (mrc == 0 && k.mv_size >= it->rklen && memcmp(k.mv_data, it->rkey, it->rklen) == 0) {
-        if ((rc = store_iter_key_dups(tx, it, cur)) != STORE_OK)
-            break;
-        if (!it->f->subdomains)
-            break;
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP);
-    }
-    mdb_cursor_close(cur);
-    if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = store_tx_rc(tx, mrc, "by_domain");
+    rc = store_index_walk(tx, it->rkey, it->rklen, it->f->subdomains, store_iter_pair_push, it);
     if (rc == STORE_OK && it->npairs > 1)
         qsort(it->pairs, it->npairs, sizeof(*it->pairs), store_iter_pair_cmp);
     return rc;

@@ -125,6 +125,20 @@ int store_note_add(struct store_tx *tx, const struct store_msg_rec *m, uint32_t 
     return rc;
 }
 
+/*
+ * store_rcpt_fail - finalise pending recipient r as FAILED and queue its
+ * failure note unless the sender is null or its NOTIFY excludes failures.
+ */
+int store_rcpt_fail(struct store_tx *tx, struct store_msg_rec *m, struct store_rcpt_rec *r)
+{
+    int rc = store_rcpt_finalise(tx, m, r, STORE_RCPT_FAILED);
+
+    if (rc != STORE_OK || m->i.sender[0] == '\0' ||
+        !store_notify_wants(r->i.notify, STORE_NOTE_FAILED))
+        return rc;
+    return store_note_add(tx, m, r->i.idx, STORE_NOTE_FAILED);
+}
+
 /* store_notes_pending - does message id have any pending note? */
 int store_notes_pending(struct store_tx *tx, store_msgid_t id, bool *any)
 {
@@ -364,17 +378,13 @@ static int store_expire_rcpt(struct store_tx *tx, struct store_expire_job *j,
     if (rc != STORE_OK)
         return rc;
     if (hold > 0 && age >= hold) {
-        if (r->i.state == STORE_RCPT_LEASED && r->i.lease_expiry >= j->now &&
-            store_owner_alive(&j->alive, r->i.lease_pid, r->lease_start))
+        if (r->i.state == STORE_RCPT_LEASED && !store_lease_stale(&j->alive, r, j->now))
             return STORE_OK; /* being delivered right now */
-        if ((rc = store_rcpt_finalise(tx, m, r, STORE_RCPT_FAILED)) != STORE_OK)
+        if ((rc = store_rcpt_fail(tx, m, r)) != STORE_OK)
             return rc;
         snprintf(r->i.last_reply, sizeof(r->i.last_reply), "%s", STORE_EXPIRE_REASON);
         r->i.last_attempt = j->now;
         j->b_expired++;
-        if (!nullsender && store_notify_wants(r->i.notify, STORE_NOTE_FAILED) &&
-            (rc = store_note_add(tx, m, r->i.idx, STORE_NOTE_FAILED)) != STORE_OK)
-            return rc;
         return store_rcpt_save(tx, r);
     }
     if (warn > 0 && age >= warn && !r->i.delay_warned) {

@@ -23,13 +23,6 @@ struct store_outcome_job {
     int64_t now;
 };
 
-/* store_outcome_mine - is r leased by owner? */
-static bool store_outcome_mine(const struct store_rcpt_rec *r, const struct store_owner *o)
-{
-    return r->i.state == STORE_RCPT_LEASED && r->i.lease_pid == o->pid &&
-           r->lease_start == o->start;
-}
-
 /* store_outcome_one - apply one outcome; *st receives its own status. */
 static int store_outcome_one(struct store_tx *tx, struct store_outcome_job *j,
                              const struct store_outcome *o, int *st)
@@ -39,7 +32,8 @@ static int store_outcome_one(struct store_tx *tx, struct store_outcome_job *j,
     int rc = store_rcpt_load(tx, o->msgid, o->idx, &r);
 
     *st = STORE_BUSY;
-    if (rc == STORE_NOTFOUND || (rc == STORE_OK && !store_outcome_mine(&r, j->owner)))
+    if (rc == STORE_NOTFOUND ||
+        (rc == STORE_OK && !store_lease_held_by(&r, j->owner->pid, j->owner->start)))
         return STORE_OK;
     if (rc != STORE_OK || (rc = store_msg_load(tx, o->msgid, &m)) != STORE_OK)
         return rc;
@@ -51,10 +45,7 @@ static int store_outcome_one(struct store_tx *tx, struct store_outcome_job *j,
         rc = store_rcpt_finalise(tx, &m, &r, STORE_RCPT_DELIVERED);
         break;
     case STORE_OUT_FAILED:
-        rc = store_rcpt_finalise(tx, &m, &r, STORE_RCPT_FAILED);
-        if (rc == STORE_OK && m.i.sender[0] != '\0' &&
-            store_notify_wants(r.i.notify, STORE_NOTE_FAILED))
-            rc = store_note_add(tx, &m, r.i.idx, STORE_NOTE_FAILED);
+        rc = store_rcpt_fail(tx, &m, &r);
         break;
     case STORE_OUT_DEFERRED:
         if ((rc = store_lease_drop(tx, &r)) == STORE_OK)

@@ -158,8 +158,11 @@ int store_counter_get(struct store_tx *tx, char kind, const char *name, uint64_t
                       uint64_t *bytes);
 int store_rcpt_finalise(struct store_tx *tx, struct store_msg_rec *m, struct store_rcpt_rec *r,
                         int state);
-int store_index_add(struct store_tx *tx, const struct store_msg_rec *m,
-                    const struct store_rcpt_rec *r);
+int store_index_add(struct store_tx *tx, const struct store_rcpt_rec *r);
+/* One by_domain entry (msgid + idx); setting *stop_key skips the rest of its key. */
+typedef int (*store_index_fn)(struct store_tx *tx, const uint8_t *v, bool *stop_key, void *arg);
+int store_index_walk(struct store_tx *tx, const char *rk, size_t rl, bool subdomains,
+                     store_index_fn fn, void *arg);
 
 /* store_rcpt.c */
 int store_rcpt_enter_state(struct store_tx *tx, struct store_rcpt_rec *r, int state);
@@ -172,6 +175,8 @@ struct store_alive_cache {
     unsigned n;
 };
 bool store_owner_alive(struct store_alive_cache *c, pid_t pid, uint64_t start);
+bool store_lease_stale(struct store_alive_cache *c, const struct store_rcpt_rec *r, int64_t now);
+bool store_lease_held_by(const struct store_rcpt_rec *r, pid_t pid, uint64_t start);
 int store_lease_drop(struct store_tx *tx, const struct store_rcpt_rec *r);
 
 /* store_domain.c */
@@ -182,5 +187,6 @@ int store_note_add(struct store_tx *tx, const struct store_msg_rec *m, uint32_t 
 int store_notes_pending(struct store_tx *tx, store_msgid_t id, bool *any);
 int store_notes_remove(struct store_tx *tx, store_msgid_t id);
 bool store_notify_wants(unsigned notify, int kind);
+int store_rcpt_fail(struct store_tx *tx, struct store_msg_rec *m, struct store_rcpt_rec *r);
 
 #endif

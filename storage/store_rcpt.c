@@ -197,6 +197,21 @@ bool store_owner_alive(struct store_alive_cache *c, pid_t pid, uint64_t start)
     return alive;
 }
 
+/*
+ * store_lease_stale - has r's lease (state LEASED) run out: expired at now
+ * or its owner gone?  The owner is only probed when the lease has not expired.
+ */
+bool store_lease_stale(struct store_alive_cache *c, const struct store_rcpt_rec *r, int64_t now)
+{
+    return r->i.lease_expiry < now || !store_owner_alive(c, r->i.lease_pid, r->lease_start);
+}
+
+/* store_lease_held_by - is r leased by the owner (pid, start token)? */
+bool store_lease_held_by(const struct store_rcpt_rec *r, pid_t pid, uint64_t start)
+{
+    return r->i.state == STORE_RCPT_LEASED && r->i.lease_pid == pid && r->lease_start == start;
+}
+
 /* store_okey - the leases index key of an owner. */
 static void store_okey(uint8_t k[STORE_OKEY_LEN], pid_t pid, uint64_t start)
 {
@@ -251,6 +266,7 @@ struct store_claim_job {
     struct store_msg_rec m; /* the message last looked at */
     bool have_m;
     store_msgid_t max_id; /* highest claimed message id */
+    size_t msgs_cap;      /* allocated entries of c->msgs */
     struct store_alive_cache alive;
 };
 
@@ -285,7 +301,7 @@ static struct store_claim_msg *store_claim_new_msg(struct store_claim_job *j,
     struct store_claim *c = j->c;
     struct store_claim_msg *cm;
 
-    if ((cm = realloc(c->msgs, (c->nmsgs + 1) * sizeof(*cm))) == NULL)
+    if ((cm = store_grow(c->msgs, &j->msgs_cap, c->nmsgs, sizeof(*cm), 16)) == NULL)
         return NULL;
     c->msgs = cm;
     cm = &c->msgs[c->nmsgs];
@@ -304,10 +320,7 @@ static bool store_claim_ok(struct store_claim_job *j, const struct store_rcpt_re
 {
     if (r->i.state == STORE_RCPT_HELD)
         return true;
-    if (r->i.state != STORE_RCPT_LEASED)
-        return false;
-    return r->i.lease_expiry < j->now ||
-           !store_owner_alive(&j->alive, r->i.lease_pid, r->lease_start);
+    return r->i.state == STORE_RCPT_LEASED && store_lease_stale(&j->alive, r, j->now);
 }
 
 /*
@@ -315,9 +328,9 @@ static bool store_claim_ok(struct store_claim_job *j, const struct store_rcpt_re
  * messages are claimed only further recipients of those messages are
  * taken; *stop_key says the rest of this index key cannot contain any.
  */
-static int store_claim_one(struct store_tx *tx, struct store_claim_job *j, const uint8_t *pv,
-                           bool *stop_key)
+static int store_claim_one(struct store_tx *tx, const uint8_t *pv, bool *stop_key, void *arg)
 {
+    struct store_claim_job *j = arg;
     store_msgid_t id = store_get_be64(pv);
     struct store_claim_msg *cm = store_claim_find(j, id);
     bool full = j->max_msgs && j->c->nmsgs >= j->max_msgs;
@@ -349,47 +362,15 @@ static int store_claim_one(struct store_tx *tx, struct store_claim_job *j, const
     return STORE_OK;
 }
 
-/* store_claim_key - walk the duplicates of the cursor's key. */
-static int store_claim_key(struct store_tx *tx, struct store_claim_job *j, MDB_cursor *cur)
-{
-    MDB_val k, v;
-    bool stop = false;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST_DUP), rc = STORE_OK;
-
-    for (; mrc == 0 && !stop; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
-        if (v.mv_size != STORE_RKEY_LEN) {
-            store_set_error(tx->st, "domain index entry of wrong size");
-            return STORE_CORRUPT;
-        }
-        if ((rc = store_claim_one(tx, j, v.mv_data, &stop)) != STORE_OK)
-            return rc;
-    }
-    return mrc == 0 || mrc == MDB_NOTFOUND ? STORE_OK : store_tx_rc(tx, mrc, "by_domain");
-}
-
 /* store_claim_domain - claim in one domain (and its subdomains if asked). */
 static int store_claim_domain(struct store_tx *tx, struct store_claim_job *j, const char *domain)
 {
     char rk[STORE_RKEY_MAX];
     size_t rl = store_domain_rkey(domain, rk);
-    MDB_cursor *cur;
-    MDB_val k = {rl, rk}, v;
-    int rc, mrc;
 
     if (rl == 0)
         return STORE_INVAL;
-    if ((rc = store_tx_cursor(tx, STORE_DB_BY_DOMAIN, &cur)) != STORE_OK)
-        return rc;
-    mrc = mdb_cursor_get(cur, &k, &v, j->subdomains ? MDB_SET_RANGE : MDB_SET_KEY);
-    while (mrc == 0 && k.mv_size >= rl && memcmp(k.mv_data, rk, rl) == 0) {
-        if ((rc = store_claim_key(tx, j, cur)) != STORE_OK || !j->subdomains)
-            break;
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP);
-    }
-    mdb_cursor_close(cur);
-    if (rc == STORE_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = store_tx_rc(tx, mrc, "by_domain");
-    return rc;
+    return store_index_walk(tx, rk, rl, j->subdomains, store_claim_one, j);
 }
 
 /* store_claim_tx - the claim transaction (restartable: resets its result). */
@@ -403,6 +384,7 @@ static int store_claim_tx(struct store_tx *tx, void *arg)
         return STORE_IO;
     j->have_m = false;
     j->max_id = 0;
+    j->msgs_cap = 0;
     j->alive.n = 0;
     for (size_t i = 0; i < j->ndomains && rc == STORE_OK; i++)
         rc = store_claim_domain(tx, j, j->domains[i]);
@@ -497,13 +479,6 @@ static int store_lease_collect(struct store_tx *tx, struct store_lease_job *j)
     return rc;
 }
 
-/* store_lease_due - should recover free this lease? */
-static bool store_lease_due(struct store_lease_job *j, const struct store_rcpt_rec *r)
-{
-    return r->i.lease_expiry < j->now ||
-           !store_owner_alive(&j->alive, r->i.lease_pid, r->lease_start);
-}
-
 /* store_lease_apply - renew, release or recover one leased recipient. */
 static int store_lease_apply(struct store_tx *tx, struct store_lease_job *j,
                              const struct store_lease_ent *e)
@@ -518,13 +493,13 @@ static int store_lease_apply(struct store_tx *tx, struct store_lease_job *j,
         memset(&r, 0, sizeof(r)); /* stale index entry: just drop it */
     else if (rc != STORE_OK)
         return rc;
-    mine = r.i.state == STORE_RCPT_LEASED && r.i.lease_pid == pid && r.lease_start == start;
+    mine = store_lease_held_by(&r, pid, start);
     if (mine && j->op == 0) {
         r.i.lease_expiry = j->now + j->ttl;
         j->count++;
         return store_rcpt_save(tx, &r);
     }
-    if (mine && j->op == 2 && !store_lease_due(j, &r))
+    if (mine && j->op == 2 && !store_lease_stale(&j->alive, &r, j->now))
         return STORE_OK;
     rc = store_tx_del(tx, STORE_DB_LEASES, e->okey, STORE_OKEY_LEN, e->rkey, STORE_RKEY_LEN);
     if (rc != STORE_OK && rc != STORE_NOTFOUND)

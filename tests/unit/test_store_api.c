@@ -72,11 +72,12 @@ static store_msgid_t add_msg(struct store *st, const char *site, const char *sen
 static void put_domain(struct store *st, const char *name, int64_t hold, int64_t warn,
                        uint64_t maxq)
 {
-    struct store_domain d = {
-        .etrn_enabled = true, .hold_time = hold, .delay_warning = warn, .max_queue = maxq};
+    struct store_domain d;
 
-    snprintf(d.name, sizeof(d.name), "%s", name);
-    snprintf(d.site, sizeof(d.site), "default");
+    hm_test_domain_init(&d, name);
+    d.hold_time = hold;
+    d.delay_warning = warn;
+    d.max_queue = maxq;
     assert_int_equal(store_domain_put(st, &d, true), STORE_OK);
 }
 
